@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "packfs/log.h"
+#include "packfs/macro.h"
+#include "packfs/plan.h"
+
+/* A growable byte buffer. Strings are interned into a chain of fixed blocks
+ * instead, so pointers handed out stay valid while the arena grows. */
+typedef struct buffer {
+        uint8_t *data;
+        size_t size, allocated;
+} buffer;
+
+#define STRING_BLOCK_SIZE (64 * 1024)
+
+typedef struct string_block {
+        struct string_block *next;
+        size_t used, size;
+        char data[];
+} string_block;
+
+struct pf_plan_builder {
+        pf_extent *extents;
+        size_t n_extents, allocated_extents;
+        pf_plan_file *files;
+        size_t n_files, allocated_files;
+        buffer bytes;
+        string_block *strings;
+        uint64_t size;
+};
+
+struct pf_plan {
+        unsigned refcount;
+        pf_extent *extents;
+        size_t n_extents;
+        pf_plan_file *files;
+        size_t n_files;
+        uint8_t *bytes;
+        string_block *strings;
+        uint64_t size;
+        pf_generate_fn generate;
+        void *format_data;
+        void (*free_data)(void *);
+};
+
+static int buffer_append(buffer *b, const void *data, size_t len) {
+        if (b->size + len > b->allocated) {
+                size_t n = MAX(b->allocated * 2, b->size + len);
+                n = MAX(n, (size_t) 4096);
+                uint8_t *d = realloc(b->data, n);
+                if (!d)
+                        return -ENOMEM;
+                b->data = d;
+                b->allocated = n;
+        }
+        memcpy(b->data + b->size, data, len);
+        b->size += len;
+        return 0;
+}
+
+static void string_blocks_free(string_block *s) {
+        while (s) {
+                string_block *next = s->next;
+                free(s);
+                s = next;
+        }
+}
+
+int pf_plan_builder_new(pf_plan_builder **ret) {
+        *ret = calloc(1, sizeof(pf_plan_builder));
+        return *ret ? 0 : -ENOMEM;
+}
+
+void pf_plan_builder_free(pf_plan_builder *b) {
+        if (!b)
+                return;
+        free(b->extents);
+        free(b->files);
+        free(b->bytes.data);
+        string_blocks_free(b->strings);
+        free(b);
+}
+
+uint64_t pf_plan_builder_size(const pf_plan_builder *b) {
+        return b->size;
+}
+
+const char *pf_plan_intern(pf_plan_builder *b, const char *str) {
+        size_t len = strlen(str) + 1;
+        string_block *s = b->strings;
+
+        if (!s || s->size - s->used < len) {
+                size_t size = MAX((size_t) STRING_BLOCK_SIZE, len);
+                string_block *n = malloc(sizeof(*n) + size);
+                if (!n)
+                        return NULL;
+                n->next = s;
+                n->used = 0;
+                n->size = size;
+                b->strings = s = n;
+        }
+        char *p = s->data + s->used;
+        memcpy(p, str, len);
+        s->used += len;
+        return p;
+}
+
+static pf_extent *push_extent(pf_plan_builder *b, enum pf_extent_kind kind, uint64_t len) {
+        if (b->n_extents == b->allocated_extents) {
+                size_t n = b->allocated_extents ? b->allocated_extents * 2 : 256;
+                pf_extent *e = reallocarray(b->extents, n, sizeof(*e));
+                if (!e)
+                        return NULL;
+                b->extents = e;
+                b->allocated_extents = n;
+        }
+        pf_extent *e = &b->extents[b->n_extents++];
+        *e = (pf_extent) { .offset = b->size, .length = len, .kind = kind };
+        b->size += len;
+        return e;
+}
+
+static pf_extent *last_extent(pf_plan_builder *b, enum pf_extent_kind kind) {
+        if (b->n_extents == 0 || b->extents[b->n_extents - 1].kind != kind)
+                return NULL;
+        return &b->extents[b->n_extents - 1];
+}
+
+int pf_plan_add_bytes(pf_plan_builder *b, const void *data, size_t len) {
+        pf_extent *e;
+        size_t at = b->bytes.size;
+
+        if (len == 0)
+                return 0;
+        if (buffer_append(&b->bytes, data, len) < 0)
+                return -ENOMEM;
+        e = last_extent(b, PF_EXTENT_BYTES);
+        if (e && e->arg + e->length == at) {
+                e->length += len;
+                b->size += len;
+                return 0;
+        }
+        e = push_extent(b, PF_EXTENT_BYTES, len);
+        if (!e)
+                return -ENOMEM;
+        e->arg = at;
+        return 0;
+}
+
+int pf_plan_add_zero(pf_plan_builder *b, uint64_t len) {
+        pf_extent *e;
+
+        if (len == 0)
+                return 0;
+        e = last_extent(b, PF_EXTENT_ZERO);
+        if (e) {
+                e->length += len;
+                b->size += len;
+                return 0;
+        }
+        return push_extent(b, PF_EXTENT_ZERO, len) ? 0 : -ENOMEM;
+}
+
+int pf_plan_add_file(pf_plan_builder *b, const char *path, uint64_t file_size, int64_t mtime,
+                     uint64_t file_offset, uint64_t len) {
+        pf_extent *e;
+
+        if (len == 0)
+                return 0;
+        if (b->n_files == b->allocated_files) {
+                size_t n = b->allocated_files ? b->allocated_files * 2 : 256;
+                pf_plan_file *f = reallocarray(b->files, n, sizeof(*f));
+                if (!f)
+                        return -ENOMEM;
+                b->files = f;
+                b->allocated_files = n;
+        }
+        b->files[b->n_files] = (pf_plan_file) { .path = path, .size = file_size, .mtime = mtime };
+        e = push_extent(b, PF_EXTENT_FILE, len);
+        if (!e)
+                return -ENOMEM;
+        e->file = (uint32_t) b->n_files++;
+        e->arg = file_offset;
+        return 0;
+}
+
+int pf_plan_add_generated(pf_plan_builder *b, uint64_t len, uint64_t cookie) {
+        pf_extent *e;
+
+        if (len == 0)
+                return 0;
+        e = push_extent(b, PF_EXTENT_GENERATED, len);
+        if (!e)
+                return -ENOMEM;
+        e->arg = cookie;
+        return 0;
+}
+
+int pf_plan_builder_finish(pf_plan_builder *b, pf_generate_fn generate, void *format_data,
+                           void (*free_data)(void *), pf_plan **ret) {
+        pf_plan *p = calloc(1, sizeof(*p));
+
+        if (!p) {
+                pf_plan_builder_free(b);
+                if (free_data)
+                        free_data(format_data);
+                return -ENOMEM;
+        }
+        /* Shrink to fit: plans live long, builders grow by doubling. */
+        p->extents = b->n_extents ? realloc(b->extents, b->n_extents * sizeof(pf_extent)) : b->extents;
+        if (!p->extents)
+                p->extents = b->extents;
+        p->n_extents = b->n_extents;
+        p->files = b->files;
+        p->n_files = b->n_files;
+        p->bytes = b->bytes.data;
+        p->strings = b->strings;
+        p->size = b->size;
+        p->refcount = 1;
+        p->generate = generate;
+        p->format_data = format_data;
+        p->free_data = free_data;
+        free(b);
+        *ret = p;
+        return 0;
+}
+
+pf_plan *pf_plan_ref(pf_plan *p) {
+        __atomic_add_fetch(&p->refcount, 1, __ATOMIC_RELAXED);
+        return p;
+}
+
+void pf_plan_unref(pf_plan *p) {
+        if (!p || __atomic_sub_fetch(&p->refcount, 1, __ATOMIC_ACQ_REL) != 0)
+                return;
+        if (p->free_data)
+                p->free_data(p->format_data);
+        free(p->extents);
+        free(p->files);
+        free(p->bytes);
+        string_blocks_free(p->strings);
+        free(p);
+}
+
+uint64_t pf_plan_size(const pf_plan *p) {
+        return p->size;
+}
+
+size_t pf_plan_n_extents(const pf_plan *p) {
+        return p->n_extents;
+}
+
+const pf_extent *pf_plan_extent(const pf_plan *p, size_t i) {
+        return &p->extents[i];
+}
+
+const pf_plan_file *pf_plan_file_at(const pf_plan *p, uint32_t i) {
+        return &p->files[i];
+}
+
+size_t pf_plan_find(const pf_plan *p, uint64_t offset) {
+        size_t lo = 0, hi = p->n_extents;
+
+        /* Invariant: extents[lo].offset <= offset < extents[hi].offset (hi past the end). */
+        while (hi - lo > 1) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (p->extents[mid].offset <= offset)
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *buf, size_t len) {
+        switch (e->kind) {
+        case PF_EXTENT_BYTES:
+                memcpy(buf, p->bytes + e->arg + offset, len);
+                return 0;
+        case PF_EXTENT_ZERO:
+                memset(buf, 0, len);
+                return 0;
+        case PF_EXTENT_GENERATED:
+                return p->generate(p->format_data, e->arg, offset, buf, len);
+        default:
+                return -EINVAL;
+        }
+}
+
+int pf_plan_open_file(const pf_plan *p, const pf_extent *e) {
+        const pf_plan_file *f = &p->files[e->file];
+        struct stat st;
+        int fd;
+
+        fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                log_error("%s: cannot open: %m; serving EIO", f->path);
+                return -EIO;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != f->size ||
+            st.st_mtime != f->mtime) {
+                log_error("%s: changed since it was planned (size %llu, now %llu); serving EIO", f->path,
+                          (unsigned long long) f->size, (unsigned long long) st.st_size);
+                close(fd);
+                return -EIO;
+        }
+        return fd;
+}
+
+ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset) {
+        uint8_t *out = buf;
+        size_t done = 0;
+        int r;
+
+        if (offset >= p->size || len == 0)
+                return 0;
+        len = (size_t) MIN((uint64_t) len, p->size - offset);
+        for (size_t i = pf_plan_find(p, offset); done < len; i++) {
+                const pf_extent *e = &p->extents[i];
+                uint64_t in = offset + done - e->offset;
+                size_t n = (size_t) MIN((uint64_t) (len - done), e->length - in);
+
+                if (e->kind == PF_EXTENT_FILE) {
+                        _cleanup_close_ int fd = pf_plan_open_file(p, e);
+                        if (fd < 0)
+                                return fd;
+                        for (size_t got = 0; got < n;) {
+                                ssize_t k = pread(fd, out + done + got, n - got, (off_t) (e->arg + in + got));
+                                if (k < 0 && errno == EINTR)
+                                        continue;
+                                if (k <= 0) {
+                                        log_error("%s: short read; serving EIO", p->files[e->file].path);
+                                        return -EIO;
+                                }
+                                got += (size_t) k;
+                        }
+                } else {
+                        r = pf_plan_fill(p, e, in, out + done, n);
+                        if (r < 0)
+                                return r;
+                }
+                done += n;
+        }
+        return (ssize_t) done;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <string.h>
+
+#include "packfs/format.h"
+#include "packfs/macro.h"
+
+static const pf_format *const formats[] = {
+        &pf_format_closure,
+        &pf_format_tar,
+};
+
+const pf_format *const *pf_formats(size_t *ret_n) {
+        *ret_n = ELEMENTSOF(formats);
+        return formats;
+}
+
+const pf_format *pf_format_find(const char *file_name) {
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++)
+                if (strcmp(formats[i]->file_name, file_name) == 0)
+                        return formats[i];
+        return NULL;
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tar-header.h"
+
+struct ustar {
+        char name[100];
+        char mode[8];
+        char uid[8];
+        char gid[8];
+        char size[12];
+        char mtime[12];
+        char chksum[8];
+        char typeflag;
+        char linkname[100];
+        char magic[6];
+        char version[2];
+        char uname[32];
+        char gname[32];
+        char devmajor[8];
+        char devminor[8];
+        char prefix[155];
+        char pad[12];
+};
+_Static_assert(sizeof(struct ustar) == TAR_BLOCK, "a ustar header is one block");
+
+#define USTAR_MAX_SIZE 077777777777ULL
+
+static void octal(char *field, size_t width, uint64_t v) {
+        /* width-1 digits and a NUL, as GNU tar writes them. */
+        snprintf(field, width, "%0*llo", (int) (width - 1), (unsigned long long) v);
+}
+
+static void finish_block(struct ustar *h) {
+        unsigned sum = 0;
+
+        memset(h->chksum, ' ', sizeof(h->chksum));
+        for (size_t i = 0; i < sizeof(*h); i++)
+                sum += ((const uint8_t *) h)[i];
+        snprintf(h->chksum, sizeof(h->chksum), "%06o", sum);
+        h->chksum[7] = ' ';
+}
+
+static void fill_common(struct ustar *h, mode_t mode, uint64_t size, char type) {
+        octal(h->mode, sizeof(h->mode), mode & 07777);
+        octal(h->uid, sizeof(h->uid), 0);
+        octal(h->gid, sizeof(h->gid), 0);
+        octal(h->size, sizeof(h->size), size);
+        octal(h->mtime, sizeof(h->mtime), TAR_MTIME);
+        h->typeflag = type;
+        memcpy(h->magic, "ustar", 6);
+        memcpy(h->version, "00", 2);
+        strcpy(h->uname, "root");
+        strcpy(h->gname, "root");
+        octal(h->devmajor, sizeof(h->devmajor), 0);
+        octal(h->devminor, sizeof(h->devminor), 0);
+}
+
+/* Splits NAME into ustar's prefix and name fields if it can; 0 if it fits. */
+static int split_name(const char *name, struct ustar *h) {
+        size_t len = strlen(name);
+
+        if (len <= sizeof(h->name)) {
+                memcpy(h->name, name, len);
+                return 0;
+        }
+        /* The prefix ends at a slash; the name after it must be 1..100 bytes. A
+         * trailing slash (directories) belongs to the name. */
+        for (size_t i = len - 1; i > 0; i--) {
+                if (name[i] != '/' || i == len - 1)
+                        continue;
+                if (len - i - 1 > sizeof(h->name))
+                        return -1;
+                if (i > sizeof(h->prefix))
+                        continue;
+                memcpy(h->prefix, name, i);
+                memcpy(h->name, name + i + 1, len - i - 1);
+                return 0;
+        }
+        return -1;
+}
+
+static size_t pax_record(char *out, const char *key, const char *value) {
+        size_t payload = 1 + strlen(key) + 1 + strlen(value) + 1;
+        size_t len = payload + 1;
+
+        /* The length counts its own digits. */
+        while (snprintf(NULL, 0, "%zu", len) + payload != len)
+                len = snprintf(NULL, 0, "%zu", len) + payload;
+        return (size_t) sprintf(out, "%zu %s=%s\n", len, key, value);
+}
+
+int tar_header_write(const tar_entry *e, uint8_t *buf) {
+        struct ustar h = {};
+        char records[2 * 4096 + 3 * 64];
+        size_t n_records = 0, at = 0;
+        char type;
+
+        if (strlen(e->name) > 4096 || (e->link && strlen(e->link) > 4096))
+                return -ENAMETOOLONG;
+        type = S_ISDIR(e->mode) ? '5' : S_ISLNK(e->mode) ? '2' : '0';
+        if (split_name(e->name, &h) < 0) {
+                memset(&h, 0, sizeof(h));
+                /* A recognisable truncation for readers without pax support. */
+                memcpy(h.name, e->name, sizeof(h.name));
+                n_records += pax_record(records + n_records, "path", e->name);
+        }
+        if (e->link) {
+                size_t len = strlen(e->link);
+                if (len <= sizeof(h.linkname))
+                        memcpy(h.linkname, e->link, len);
+                else
+                        n_records += pax_record(records + n_records, "linkpath", e->link);
+        }
+        uint64_t size = type == '0' ? e->size : 0;
+        if (size > USTAR_MAX_SIZE) {
+                char v[32];
+                snprintf(v, sizeof(v), "%llu", (unsigned long long) size);
+                n_records += pax_record(records + n_records, "size", v);
+        }
+
+        if (n_records > 0) {
+                struct ustar x = {};
+                const char *base = strrchr(e->name, '/');
+                /* Directories end in '/': name their pax header after the last component. */
+                if (base && !base[1]) {
+                        const char *p = base;
+                        while (p > e->name && p[-1] != '/')
+                                p--;
+                        base = p;
+                } else
+                        base = base ? base + 1 : e->name;
+                snprintf(x.name, sizeof(x.name), "./PaxHeaders/%.*s", 86, base);
+                fill_common(&x, 0644, n_records, 'x');
+                finish_block(&x);
+                memcpy(buf, &x, TAR_BLOCK);
+                at = TAR_BLOCK;
+                memcpy(buf + at, records, n_records);
+                memset(buf + at + n_records, 0, tar_padding(n_records));
+                at += n_records + tar_padding(n_records);
+        }
+        fill_common(&h, e->mode, size > USTAR_MAX_SIZE ? 0 : size, type);
+        finish_block(&h);
+        memcpy(buf + at, &h, TAR_BLOCK);
+        return (int) (at + TAR_BLOCK);
+}

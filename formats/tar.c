@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * pack.tar: the closure at its store paths, the store directory's parents, and the
+ * profile's symlinks (`guix pack -f tarball -S ...`), in GNU tar's --sort=name
+ * order with "./" names, as `tar -C root -cf - .` gives them.
+ *
+ * Headers are not kept: the plan keeps one small tar_entry per member and
+ * regenerates its header bytes when a read reaches them (GENERATED extents), so
+ * the plan's memory grows with the number of members, never with their bytes.
+ * File data is a FILE extent onto the store file itself.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "packfs/format.h"
+#include "packfs/log.h"
+#include "packfs/macro.h"
+#include "packfs/walk.h"
+#include "tar-header.h"
+
+/* The members outside the store: a small tree merged in sorted order. */
+typedef struct extra_node {
+        char *name;
+        mode_t mode;
+        char *link;                     /* symlinks */
+        bool is_store;                  /* the store directory: its children are the closure */
+        struct extra_node **children;
+        size_t n_children;
+} extra_node;
+
+typedef struct tar_plan_data {
+        tar_entry *entries;
+        size_t n_entries, allocated;
+} tar_plan_data;
+
+typedef struct tar_planner {
+        pf_plan_builder *builder;
+        tar_plan_data *data;
+        const pf_view *view;
+        char path[8192];        /* member name being built, "./a/b" */
+} tar_planner;
+
+static void extra_free(extra_node *n) {
+        if (!n)
+                return;
+        for (size_t i = 0; i < n->n_children; i++)
+                extra_free(n->children[i]);
+        free(n->children);
+        free(n->name);
+        free(n->link);
+        free(n);
+}
+
+static extra_node *extra_child(extra_node *parent, const char *name, size_t len, bool create) {
+        for (size_t i = 0; i < parent->n_children; i++)
+                if (strlen(parent->children[i]->name) == len && !strncmp(parent->children[i]->name, name, len))
+                        return parent->children[i];
+        if (!create)
+                return NULL;
+        extra_node **v = reallocarray(parent->children, parent->n_children + 1, sizeof(*v));
+        if (!v)
+                return NULL;
+        parent->children = v;
+        extra_node *n = calloc(1, sizeof(*n));
+        if (!n)
+                return NULL;
+        n->name = strndup(name, len);
+        if (!n->name) {
+                free(n);
+                return NULL;
+        }
+        n->mode = S_IFDIR | 0755;
+        v[parent->n_children++] = n;
+        return n;
+}
+
+/* Adds the directories of absolute PATH to the tree and returns its node. Fails
+ * with -EEXIST if a component is already something other than a directory. */
+static int extra_add_path(extra_node *root, const char *path, extra_node **ret) {
+        extra_node *n = root;
+
+        for (const char *p = path; *p;) {
+                while (*p == '/')
+                        p++;
+                if (!*p)
+                        break;
+                const char *end = strchrnul(p, '/');
+                if (!S_ISDIR(n->mode) || n->is_store)
+                        return -EEXIST;
+                n = extra_child(n, p, (size_t) (end - p), true);
+                if (!n)
+                        return -ENOMEM;
+                p = end;
+        }
+        *ret = n;
+        return 0;
+}
+
+static int extra_cmp(const void *a, const void *b) {
+        return strcmp((*(extra_node *const *) a)->name, (*(extra_node *const *) b)->name);
+}
+
+static void extra_sort(extra_node *n) {
+        if (n->n_children > 1)
+                qsort(n->children, n->n_children, sizeof(*n->children), extra_cmp);
+        for (size_t i = 0; i < n->n_children; i++)
+                extra_sort(n->children[i]);
+}
+
+static int build_extras(const pf_view *view, extra_node **ret) {
+        extra_node *root = calloc(1, sizeof(*root)), *n;
+        int r;
+
+        if (!root)
+                return -ENOMEM;
+        root->mode = S_IFDIR | 0755;
+        r = extra_add_path(root, view->store_dir, &n);
+        if (r < 0)
+                goto fail;
+        n->is_store = true;
+
+        for (size_t i = 0; i < view->options->n_symlinks; i++) {
+                const pf_symlink_spec *s = &view->options->symlinks[i];
+                r = extra_add_path(root, s->source, &n);
+                if (r < 0 || n == root || n->n_children > 0 || n->is_store || n->link) {
+                        log_error("%s: symlink %s collides with another member of the pack", view->name, s->source);
+                        r = -EEXIST;
+                        goto fail;
+                }
+                n->mode = S_IFLNK | 0777;
+                if (asprintf(&n->link, "%s/%s", view->closure->root, s->target) < 0) {
+                        n->link = NULL;
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        extra_sort(root);
+        *ret = root;
+        return 0;
+fail:
+        extra_free(root);
+        return r;
+}
+
+static void tar_plan_data_free(void *p) {
+        tar_plan_data *d = p;
+        if (!d)
+                return;
+        free(d->entries);
+        free(d);
+}
+
+static int tar_generate(const void *format_data, uint64_t cookie, uint64_t offset, void *buf, size_t len) {
+        const tar_plan_data *d = format_data;
+        uint8_t header[TAR_HEADER_MAX];
+        int n;
+
+        if (cookie >= d->n_entries)
+                return -EINVAL;
+        n = tar_header_write(&d->entries[cookie], header);
+        if (n < 0)
+                return n;
+        if (offset + len > (uint64_t) n)
+                return -EINVAL;
+        memcpy(buf, header + offset, len);
+        return 0;
+}
+
+/* Adds one member: its header, and for regular files the data and padding. */
+static int add_member(tar_planner *t, const char *name, const char *link, mode_t mode, uint64_t size,
+                      const char *file_path, int64_t mtime) {
+        uint8_t header[TAR_HEADER_MAX];
+        tar_plan_data *d = t->data;
+        const char *iname, *ilink = NULL;
+        int n, r;
+
+        iname = pf_plan_intern(t->builder, name);
+        if (!iname)
+                return -ENOMEM;
+        if (link) {
+                ilink = pf_plan_intern(t->builder, link);
+                if (!ilink)
+                        return -ENOMEM;
+        }
+        if (d->n_entries == d->allocated) {
+                size_t na = d->allocated ? d->allocated * 2 : 256;
+                tar_entry *v = reallocarray(d->entries, na, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                d->entries = v;
+                d->allocated = na;
+        }
+        tar_entry *e = &d->entries[d->n_entries];
+        *e = (tar_entry) { .name = iname, .link = ilink, .mode = mode, .size = S_ISREG(mode) ? size : 0 };
+        n = tar_header_write(e, header);
+        if (n < 0) {
+                log_error("%s: %s: name too long for a tar member", t->view->name, name);
+                return n;
+        }
+        r = pf_plan_add_generated(t->builder, (uint64_t) n, d->n_entries++);
+        if (r < 0 || !S_ISREG(mode) || size == 0)
+                return r;
+        const char *ipath = pf_plan_intern(t->builder, file_path);
+        if (!ipath)
+                return -ENOMEM;
+        r = pf_plan_add_file(t->builder, ipath, size, mtime, 0, size);
+        if (r < 0)
+                return r;
+        return pf_plan_add_zero(t->builder, tar_padding(size));
+}
+
+static int on_store_entry(void *userdata, const pf_walk_entry *e) {
+        tar_planner *t = userdata;
+        char name[sizeof(t->path)];
+        int n;
+
+        /* Member name: "." + absolute path, and a trailing slash for directories. */
+        n = snprintf(name, sizeof(name), ".%s%s", e->path, S_ISDIR(e->mode) ? "/" : "");
+        if (n < 0 || (size_t) n >= sizeof(name))
+                return -ENAMETOOLONG;
+        return add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime);
+}
+
+static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
+        int r;
+
+        if (n->name) {
+                size_t len = strlen(n->name);
+                if (path_len + 1 + len + 2 >= sizeof(t->path))
+                        return -ENAMETOOLONG;
+                t->path[path_len] = '/';
+                memcpy(t->path + path_len + 1, n->name, len + 1);
+                path_len += 1 + len;
+        }
+        if (S_ISLNK(n->mode))
+                return add_member(t, t->path, n->link, n->mode, 0, NULL, 0);
+
+        /* Directories: "./" for the root, "./a/b/" below it. */
+        t->path[path_len] = '/';
+        t->path[path_len + 1] = 0;
+        r = add_member(t, t->path, NULL, n->mode, 0, NULL, 0);
+        t->path[path_len] = 0;
+        if (r < 0)
+                return r;
+
+        if (n->is_store) {
+                for (size_t i = 0; i < t->view->closure->n_items; i++) {
+                        r = pf_walk(t->view->closure->items[i].path, on_store_entry, t);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        for (size_t i = 0; i < n->n_children; i++) {
+                r = plan_extras(t, n->children[i], path_len);
+                t->path[path_len] = 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int tar_plan(const pf_view *view, pf_plan **ret) {
+        tar_planner t = { .view = view };
+        extra_node *extras = NULL;
+        int r;
+
+        r = build_extras(view, &extras);
+        if (r < 0)
+                return r;
+        t.data = calloc(1, sizeof(*t.data));
+        r = t.data ? pf_plan_builder_new(&t.builder) : -ENOMEM;
+        if (r < 0)
+                goto fail;
+        t.path[0] = '.';
+        t.path[1] = 0;
+        r = plan_extras(&t, extras, 1);
+        if (r < 0)
+                goto fail;
+        /* End of archive: two zero blocks. */
+        r = pf_plan_add_zero(t.builder, 2 * TAR_BLOCK);
+        if (r < 0)
+                goto fail;
+        extra_free(extras);
+        return pf_plan_builder_finish(t.builder, tar_generate, t.data, tar_plan_data_free, ret);
+fail:
+        extra_free(extras);
+        pf_plan_builder_free(t.builder);
+        tar_plan_data_free(t.data);
+        return r;
+}
+
+const pf_format pf_format_tar = {
+        .file_name = "pack.tar",
+        .plan = tar_plan,
+};

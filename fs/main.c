@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The packfs command line: mount, build, store, status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <gcrypt.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mount.h"
+#include "packfs/log.h"
+#include "packfs/macro.h"
+#include "packfs/storewrite.h"
+#include "packs.h"
+
+typedef struct cli {
+        const char *store_dir;
+        const char *db_path;
+        const char *profiles_dir;
+        const char *config_path;
+        const char *cache_dir;
+        const char *cache_size;
+        const char *output;
+        const char *fuse_opts;
+        bool foreground;
+        bool debug;
+} cli;
+
+enum {
+        OPT_STORE = 0x100,
+        OPT_DB,
+        OPT_PROFILES,
+        OPT_CACHE,
+        OPT_CACHE_SIZE,
+        OPT_CONFIG,
+        OPT_HELP,
+        OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+        { "store", required_argument, NULL, OPT_STORE },
+        { "db", required_argument, NULL, OPT_DB },
+        { "profiles", required_argument, NULL, OPT_PROFILES },
+        { "cache", required_argument, NULL, OPT_CACHE },
+        { "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "output", required_argument, NULL, 'o' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "debug", no_argument, NULL, 'd' },
+        { "help", no_argument, NULL, OPT_HELP },
+        { "version", no_argument, NULL, OPT_VERSION },
+        {}
+};
+
+static void usage(FILE *out) {
+        fputs("Usage:\n"
+              "  packfs mount [--store DIR] [--db FILE] [--profiles DIR] [--cache DIR] [--cache-size SIZE]\n"
+              "               [--config FILE] [-f] [-o FUSE_OPTION,...] MOUNTPOINT\n"
+              "  packfs build [store/config options] VIEW/FILE [-o OUTPUT|-]\n"
+              "  packfs store init    --store DIR --db FILE\n"
+              "  packfs store add     --store DIR --db FILE PATH...\n"
+              "  packfs store profile --store DIR --db FILE --profiles DIR NAME ITEM...\n"
+              "  packfs store closure --store DIR --db FILE ITEM...\n"
+              "  packfs status [MOUNTPOINT]\n"
+              "  packfs --help | --version\n"
+              "\n"
+              "Defaults: /gnu/store with /var/guix/db/db.sqlite and /var/guix/profiles,\n"
+              "else /nix/store with /nix/var/nix/db/db.sqlite and /nix/var/nix/profiles.\n",
+              out);
+}
+
+static bool exists(const char *path) {
+        return access(path, F_OK) == 0;
+}
+
+/* Fills in the store, database and profiles root the way Guix and Nix find them. */
+static void apply_defaults(cli *c) {
+        static const struct {
+                const char *store, *db, *profiles;
+        } defaults[] = {
+                { "/gnu/store", "/var/guix/db/db.sqlite", "/var/guix/profiles" },
+                { "/nix/store", "/nix/var/nix/db/db.sqlite", "/nix/var/nix/profiles" },
+        };
+        size_t pick = 0;
+
+        if (!c->store_dir) {
+                for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
+                        if (exists(defaults[i].store) && exists(defaults[i].db)) {
+                                pick = i;
+                                break;
+                        }
+                c->store_dir = defaults[pick].store;
+        } else
+                for (size_t i = 0; i < ELEMENTSOF(defaults); i++)
+                        if (!strcmp(c->store_dir, defaults[i].store))
+                                pick = i;
+        if (!c->db_path)
+                c->db_path = defaults[pick].db;
+        if (!c->profiles_dir)
+                c->profiles_dir = defaults[pick].profiles;
+}
+
+static int parse_options(int argc, char **argv, cli *c, char ***ret_args, int *ret_n) {
+        int opt;
+
+        /* "+" would stop at the first operand; options may follow operands here. */
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "o:fd", long_options, NULL)) >= 0) {
+                switch (opt) {
+                case OPT_STORE:
+                        c->store_dir = optarg;
+                        break;
+                case OPT_DB:
+                        c->db_path = optarg;
+                        break;
+                case OPT_PROFILES:
+                        c->profiles_dir = optarg;
+                        break;
+                case OPT_CACHE:
+                        c->cache_dir = optarg;
+                        break;
+                case OPT_CACHE_SIZE:
+                        c->cache_size = optarg;
+                        break;
+                case OPT_CONFIG:
+                        c->config_path = optarg;
+                        break;
+                case 'o':
+                        c->output = optarg;
+                        break;
+                case 'f':
+                        c->foreground = true;
+                        break;
+                case 'd':
+                        c->debug = true;
+                        c->foreground = true;
+                        break;
+                case OPT_HELP:
+                        usage(stdout);
+                        exit(EXIT_SUCCESS);
+                default:
+                        usage(stderr);
+                        return -EINVAL;
+                }
+        }
+        *ret_args = argv + optind;
+        *ret_n = argc - optind;
+        return 0;
+}
+
+/* Store paths in the database are absolute: so must the store directory be. */
+static int absolutize(const char **path, char **storage) {
+        if (!*path || (*path)[0] == '/')
+                return 0;
+        *storage = realpath(*path, NULL);
+        if (!*storage)
+                return log_error_errno(negative_errno(), "%s", *path);
+        *path = *storage;
+        return 0;
+}
+
+static int open_packs(cli *c, bool need_profiles, pf_packs **ret) {
+        static char *store_abs, *profiles_abs;
+        pf_store *store = NULL;
+        pf_config *config = NULL;
+        struct stat st;
+        int r;
+
+        apply_defaults(c);
+        r = absolutize(&c->store_dir, &store_abs);
+        if (r >= 0 && need_profiles)
+                r = absolutize(&c->profiles_dir, &profiles_abs);
+        if (r < 0)
+                return r;
+        r = pf_store_open(c->store_dir, c->db_path, &store);
+        if (r < 0)
+                return r;
+        r = pf_config_load(c->config_path, &config);
+        if (r < 0) {
+                pf_store_free(store);
+                return r;
+        }
+        if (need_profiles && (stat(c->profiles_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+                log_error("profiles root %s: %s", c->profiles_dir, errno ? strerror(errno) : "not a directory");
+                pf_store_free(store);
+                pf_config_free(config);
+                return -ENOENT;
+        }
+        r = pf_packs_new(store, config, c->profiles_dir, ret);
+        if (r < 0) {
+                pf_store_free(store);
+                pf_config_free(config);
+        }
+        return r;
+}
+
+static int cmd_mount(cli *c, char **args, int n) {
+        pf_packs *packs = NULL;
+        struct stat st;
+        int r;
+
+        if (n != 1) {
+                log_error("mount: expected one MOUNTPOINT");
+                return -EINVAL;
+        }
+        if (stat(args[0], &st) < 0 || !S_ISDIR(st.st_mode)) {
+                log_error("mountpoint %s: %s", args[0], errno ? strerror(errno) : "not a directory");
+                return -ENOTDIR;
+        }
+        c->fuse_opts = c->output; /* for mount, -o carries FUSE options */
+        _cleanup_free_ char *mountpoint = realpath(args[0], NULL);
+        if (!mountpoint)
+                return log_error_errno(negative_errno(), "mountpoint %s", args[0]);
+        r = open_packs(c, true, &packs);
+        if (r < 0)
+                return r;
+        r = pf_mount_run(packs, mountpoint, c->fuse_opts, c->foreground, c->debug);
+        pf_packs_free(packs);
+        return r;
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+        const uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t k = write(fd, p, len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                p += k;
+                len -= (size_t) k;
+        }
+        return 0;
+}
+
+static int cmd_build(cli *c, char **args, int n) {
+        _cleanup_free_ char *view = NULL, *item = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_close_ int out_fd = -1;
+        const pf_format *format;
+        pf_packs *packs = NULL;
+        pf_plan *plan = NULL;
+        const char *slash;
+        int r;
+
+        if (n != 1) {
+                log_error("build: expected one VIEW/FILE");
+                return -EINVAL;
+        }
+        slash = strrchr(args[0], '/');
+        if (!slash || slash == args[0]) {
+                log_error("build: %s: expected VIEW/FILE, e.g. demo/pack.tar", args[0]);
+                return -EINVAL;
+        }
+        format = pf_format_find(slash + 1);
+        if (!format) {
+                log_error("build: %s: no such pack format", slash + 1);
+                return -ENOENT;
+        }
+        view = strndup(args[0], (size_t) (slash - args[0]));
+        buf = malloc(1 << 20);
+        if (!view || !buf)
+                return -ENOMEM;
+        r = open_packs(c, false, &packs);
+        if (r < 0)
+                return r;
+        r = pf_packs_resolve_view(packs, view, &item);
+        if (r < 0) {
+                log_error_errno(r, "build: view %s", view);
+                goto out;
+        }
+        r = pf_packs_plan(packs, view, item, format, &plan);
+        if (r < 0)
+                goto out;
+        if (!c->output || !strcmp(c->output, "-"))
+                out_fd = dup(STDOUT_FILENO);
+        else
+                out_fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out_fd < 0) {
+                r = log_error_errno(negative_errno(), "build: %s", c->output ? c->output : "stdout");
+                goto out;
+        }
+        for (uint64_t off = 0; off < pf_plan_size(plan);) {
+                ssize_t k = pf_plan_pread(plan, buf, 1 << 20, off);
+                if (k <= 0) {
+                        r = k < 0 ? (int) k : -EIO;
+                        log_error_errno(r, "build: %s at offset %llu", args[0], (unsigned long long) off);
+                        goto out;
+                }
+                r = write_all(out_fd, buf, (size_t) k);
+                if (r < 0) {
+                        log_error_errno(r, "build: writing %s", c->output ? c->output : "stdout");
+                        goto out;
+                }
+                off += (uint64_t) k;
+        }
+        r = 0;
+out:
+        pf_plan_unref(plan);
+        pf_packs_free(packs);
+        return r;
+}
+
+static int require_store_db(const cli *c, const char *verb) {
+        if (!c->store_dir || !c->db_path) {
+                log_error("store %s: --store DIR and --db FILE are required", verb);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int strcmp_ptr(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static int cmd_store(cli *c, char **args, int n) {
+        int r;
+
+        if (n < 1) {
+                log_error("store: expected init, add, profile or closure");
+                return -EINVAL;
+        }
+        r = require_store_db(c, args[0]);
+        if (r < 0)
+                return r;
+        if (!strcmp(args[0], "init")) {
+                r = pf_store_init(c->store_dir, c->db_path);
+                return r < 0 ? log_error_errno(r, "store init %s", c->store_dir) : 0;
+        }
+        if (!strcmp(args[0], "add")) {
+                for (int i = 1; i < n; i++) {
+                        _cleanup_free_ char *path = NULL;
+                        r = pf_store_add(c->store_dir, c->db_path, args[i], &path);
+                        if (r < 0)
+                                return log_error_errno(r, "store add %s", args[i]);
+                        printf("%s\n", path);
+                }
+                return 0;
+        }
+        if (!strcmp(args[0], "profile")) {
+                _cleanup_free_ char *link = NULL;
+                if (!c->profiles_dir || n < 3) {
+                        log_error("store profile: --profiles DIR, NAME and at least one ITEM are required");
+                        return -EINVAL;
+                }
+                r = pf_store_make_profile(c->store_dir, c->db_path, c->profiles_dir, args[1], args + 2,
+                                          (size_t) (n - 2), &link);
+                if (r < 0)
+                        return log_error_errno(r, "store profile %s", args[1]);
+                printf("%s\n", link);
+                return 0;
+        }
+        if (!strcmp(args[0], "closure")) {
+                pf_store *store = NULL;
+                char **seen = NULL;
+                size_t n_seen = 0;
+
+                r = pf_store_open(c->store_dir, c->db_path, &store);
+                if (r < 0)
+                        return r;
+                /* The union of the closures, sorted and unique, as nix-store -qR. */
+                for (int i = 1; i < n && r >= 0; i++) {
+                        pf_closure *cl = NULL;
+                        r = pf_store_closure(store, args[i], &cl);
+                        if (r < 0) {
+                                log_error_errno(r, "store closure %s", args[i]);
+                                break;
+                        }
+                        char **v = reallocarray(seen, n_seen + cl->n_items, sizeof(*v));
+                        if (!v)
+                                r = -ENOMEM;
+                        else {
+                                seen = v;
+                                for (size_t j = 0; j < cl->n_items; j++)
+                                        seen[n_seen++] = strdup(cl->items[j].path);
+                        }
+                        pf_closure_unref(cl);
+                }
+                if (r >= 0) {
+                        qsort(seen, n_seen, sizeof(*seen), strcmp_ptr);
+                        for (size_t j = 0; j < n_seen; j++)
+                                if (j == 0 || strcmp(seen[j], seen[j - 1]))
+                                        printf("%s\n", seen[j]);
+                }
+                for (size_t j = 0; j < n_seen; j++)
+                        free(seen[j]);
+                free(seen);
+                pf_store_free(store);
+                return r;
+        }
+        log_error("store: unknown command '%s'", args[0]);
+        return -EINVAL;
+}
+
+/* Lists packfs mounts (all, or the one at MOUNTPOINT) from the mount table. */
+static int cmd_status(char **args, int n) {
+        _cleanup_fclose_ FILE *fp = fopen("/proc/self/mounts", "re");
+        char line[4096];
+        int found = 0;
+
+        if (!fp)
+                return log_error_errno(negative_errno(), "/proc/self/mounts");
+        while (fgets(line, sizeof(line), fp)) {
+                char source[1024], target[2048], type[64];
+                if (sscanf(line, "%1023s %2047s %63s", source, target, type) != 3)
+                        continue;
+                if (strcmp(type, "fuse.packfs") != 0)
+                        continue;
+                if (n > 0 && strcmp(target, args[0]) != 0)
+                        continue;
+                printf("%s: mounted\n", target);
+                found++;
+        }
+        if (n > 0 && !found) {
+                log_error("%s: not a packfs mount", args[0]);
+                return -ENOENT;
+        }
+        if (!found)
+                printf("no packfs mounts\n");
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        cli c = {};
+        char **args = NULL;
+        int n = 0, r;
+
+        gcry_check_version(NULL);
+        gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+                usage(stdout);
+                return 0;
+        }
+        if (!strcmp(argv[1], "--version")) {
+                printf("packfs %s\n", PACKFS_VERSION);
+                return 0;
+        }
+        const char *cmd = argv[1];
+        r = parse_options(argc - 1, argv + 1, &c, &args, &n);
+        if (r < 0)
+                return 2;
+        if (c.debug)
+                pf_log_open(PF_LOG_STDERR, LOG_DEBUG);
+
+        if (!strcmp(cmd, "mount"))
+                r = cmd_mount(&c, args, n);
+        else if (!strcmp(cmd, "build"))
+                r = cmd_build(&c, args, n);
+        else if (!strcmp(cmd, "store"))
+                r = cmd_store(&c, args, n);
+        else if (!strcmp(cmd, "status"))
+                r = cmd_status(args, n);
+        else {
+                log_error("unknown command '%s'; see packfs --help", cmd);
+                return 2;
+        }
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * The FUSE low-level filesystem: the SPEC layout over pf_packs.
+ *
+ *   /                         profiles root entries and ".store"
+ *   /<dir>/...                directories of the profiles root
+ *   /<profile>/               a view: one file per format
+ *   /.store/<hash>-<name>/    a view over one store item
+ *
+ * Inodes are interned by key and live as long as the mount (lookup counts are
+ * not needed to free anything). A pack file's key includes the store item its
+ * view resolved to, so a profile switched to a new generation gets a new inode:
+ * an inode's bytes never change, which is what makes keep_cache safe, and an open
+ * file keeps the plan (snapshot) it was opened on.
+ */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mount.h"
+#include "packfs/log.h"
+#include "packfs/macro.h"
+#include "packfs/profiles.h"
+#include "packfs/storepath.h"
+
+#define ATTR_TIMEOUT 1.0
+#define READ_CHUNK (1024 * 1024)
+#define INODE_BUCKETS 4096
+
+enum node_kind {
+        NODE_ROOT,
+        NODE_PROFILE_DIR,       /* a directory of the profiles root */
+        NODE_STORE_DIR,         /* ".store" */
+        NODE_VIEW,              /* a profile link or a .store item */
+        NODE_FILE,              /* a pack in a view */
+};
+
+typedef struct node {
+        fuse_ino_t ino;
+        enum node_kind kind;
+        char *path;             /* mount-relative: "" for the root, "demo", "demo/pack.tar" */
+        char *item;             /* NODE_FILE: the store item its view resolved to */
+        const pf_format *format;/* NODE_FILE */
+        struct node *hash_next;
+} node;
+
+typedef struct fs {
+        pf_packs *packs;
+        const char *mountpoint; /* absolute */
+        pthread_once_t readahead_once;
+        uid_t uid;
+        gid_t gid;
+        /* Guards the inode table (buckets, nodes, n_nodes). Nodes are never freed
+         * before unmount, so a node pointer stays valid after the lock is dropped. */
+        pthread_mutex_t lock;
+        node *buckets[INODE_BUCKETS];
+        node **nodes;           /* by ino - 1 */
+        size_t n_nodes, allocated;
+} fs;
+
+static void raise_readahead(void);
+
+static fs *fs_of(fuse_req_t req) {
+        fs *f = fuse_req_userdata(req);
+        pthread_once(&f->readahead_once, raise_readahead);
+        return f;
+}
+
+static size_t key_hash(enum node_kind kind, const char *path, const char *item) {
+        size_t h = 5381 + kind;
+        for (const char *p = path; *p; p++)
+                h = h * 33 + (unsigned char) *p;
+        if (item)
+                for (const char *p = item; *p; p++)
+                        h = h * 33 + (unsigned char) *p;
+        return h % INODE_BUCKETS;
+}
+
+/* Returns the node for (KIND, PATH, ITEM), creating it; NULL on ENOMEM. */
+static node *intern_node(fs *f, enum node_kind kind, const char *path, const char *item, const pf_format *format) {
+        size_t h = key_hash(kind, path, item);
+        node *n;
+
+        pthread_mutex_lock(&f->lock);
+        for (n = f->buckets[h]; n; n = n->hash_next)
+                if (n->kind == kind && !strcmp(n->path, path) && (!item || !strcmp(n->item, item)))
+                        goto out;
+        if (f->n_nodes == f->allocated) {
+                size_t na = f->allocated ? f->allocated * 2 : 256;
+                node **v = reallocarray(f->nodes, na, sizeof(*v));
+                if (!v)
+                        goto out;
+                f->nodes = v;
+                f->allocated = na;
+        }
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                goto out;
+        n->path = strdup(path);
+        n->item = item ? strdup(item) : NULL;
+        if (!n->path || (item && !n->item)) {
+                free(n->path);
+                free(n->item);
+                free(n);
+                n = NULL;
+                goto out;
+        }
+        n->kind = kind;
+        n->format = format;
+        n->ino = f->n_nodes + 1;
+        f->nodes[f->n_nodes++] = n;
+        n->hash_next = f->buckets[h];
+        f->buckets[h] = n;
+out:
+        pthread_mutex_unlock(&f->lock);
+        return n;
+}
+
+static node *get_node(fs *f, fuse_ino_t ino) {
+        node *n = NULL;
+
+        pthread_mutex_lock(&f->lock);
+        if (ino >= 1 && ino <= f->n_nodes)
+                n = f->nodes[ino - 1];
+        pthread_mutex_unlock(&f->lock);
+        return n;
+}
+
+static void fill_dir_attr(fs *f, fuse_ino_t ino, struct stat *st) {
+        *st = (struct stat) {
+                .st_ino = ino,
+                .st_mode = S_IFDIR | 0555,
+                .st_nlink = 2,
+                .st_uid = f->uid,
+                .st_gid = f->gid,
+        };
+        st->st_mtim.tv_sec = 1;
+        st->st_ctim.tv_sec = 1;
+        st->st_atim.tv_sec = 1;
+}
+
+/* The view path of a view node or of a file node's view. */
+static int view_of_file(const node *n, char **ret) {
+        const char *slash = strrchr(n->path, '/');
+        *ret = strndup(n->path, (size_t) (slash - n->path));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int file_plan(fs *f, const node *n, pf_plan **ret) {
+        _cleanup_free_ char *view = NULL;
+        int r = view_of_file(n, &view);
+        if (r < 0)
+                return r;
+        return pf_packs_plan(f->packs, view, n->item, n->format, ret);
+}
+
+static int node_attr(fs *f, const node *n, struct stat *st) {
+        pf_plan *plan = NULL;
+        int r;
+
+        if (n->kind != NODE_FILE) {
+                fill_dir_attr(f, n->ino, st);
+                return 0;
+        }
+        /* The size comes from the plan alone: metadata, never file contents. */
+        r = file_plan(f, n, &plan);
+        if (r < 0)
+                return r;
+        fill_dir_attr(f, n->ino, st);
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = (off_t) pf_plan_size(plan);
+        st->st_blocks = (blkcnt_t) ((pf_plan_size(plan) + 511) / 512);
+        st->st_blksize = READ_CHUNK;
+        pf_plan_unref(plan);
+        return 0;
+}
+
+static char *join(const char *dir, const char *name) {
+        char *s;
+        if (asprintf(&s, "%s%s%s", dir, *dir ? "/" : "", name) < 0)
+                return NULL;
+        return s;
+}
+
+/* Finds or creates the node for NAME in directory PARENT. */
+static int lookup_child(fs *f, const node *parent, const char *name, node **ret) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+        node *n;
+        int r;
+
+        if (!strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+                return -ENOENT;
+        path = join(parent->path, name);
+        if (!path)
+                return -ENOMEM;
+
+        switch (parent->kind) {
+        case NODE_ROOT:
+                if (!strcmp(name, PF_STORE_VIEW_DIR)) {
+                        n = intern_node(f, NODE_STORE_DIR, path, NULL, NULL);
+                        break;
+                }
+                _fallthrough_;
+        case NODE_PROFILE_DIR: {
+                const char *root = pf_packs_profiles_root(f->packs);
+                _cleanup_free_ char *full = NULL;
+                if (!root || name[0] == '.')
+                        return -ENOENT;
+                full = join(root, path);
+                if (!full)
+                        return -ENOMEM;
+                if (lstat(full, &st) < 0)
+                        return -ENOENT;
+                if (S_ISDIR(st.st_mode))
+                        n = intern_node(f, NODE_PROFILE_DIR, path, NULL, NULL);
+                else if (S_ISLNK(st.st_mode)) {
+                        _cleanup_free_ char *item = NULL;
+                        r = pf_packs_resolve_view(f->packs, path, &item);
+                        if (r < 0)
+                                return -ENOENT;
+                        n = intern_node(f, NODE_VIEW, path, NULL, NULL);
+                } else
+                        return -ENOENT;
+                break;
+        }
+        case NODE_STORE_DIR: {
+                _cleanup_free_ char *item = NULL;
+                r = pf_packs_resolve_view(f->packs, path, &item);
+                if (r < 0)
+                        return r == -ENOENT ? r : -EIO;
+                n = intern_node(f, NODE_VIEW, path, NULL, NULL);
+                break;
+        }
+        case NODE_VIEW: {
+                const pf_format *format = pf_format_find(name);
+                _cleanup_free_ char *item = NULL;
+                if (!format)
+                        return -ENOENT;
+                r = pf_packs_resolve_view(f->packs, parent->path, &item);
+                if (r < 0)
+                        return r == -ENOENT ? r : -EIO;
+                n = intern_node(f, NODE_FILE, path, item, format);
+                break;
+        }
+        default:
+                return -ENOTDIR;
+        }
+        if (!n)
+                return -ENOMEM;
+        *ret = n;
+        return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+        fs *f = fs_of(req);
+        struct fuse_entry_param e = { .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT };
+        node *p = get_node(f, parent), *n = NULL;
+        int r;
+
+        if (!p) {
+                fuse_reply_err(req, ENOENT);
+                return;
+        }
+        r = lookup_child(f, p, name, &n);
+        if (r >= 0)
+                r = node_attr(f, n, &e.attr);
+        if (r < 0) {
+                fuse_reply_err(req, r == -ENOENT ? ENOENT : r == -ENOMEM ? ENOMEM : EIO);
+                return;
+        }
+        e.ino = n->ino;
+        fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        fs *f = fs_of(req);
+        node *n = get_node(f, ino);
+        struct stat st;
+        int r;
+
+        if (!n) {
+                fuse_reply_err(req, ENOENT);
+                return;
+        }
+        /* An open file answers from its own plan (the snapshot it reads). */
+        if (fi && fi->fh && n->kind == NODE_FILE) {
+                fill_dir_attr(f, ino, &st);
+                st.st_mode = S_IFREG | 0444;
+                st.st_nlink = 1;
+                st.st_size = (off_t) pf_plan_size((pf_plan *) (uintptr_t) fi->fh);
+                fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+                return;
+        }
+        r = node_attr(f, n, &st);
+        if (r < 0)
+                fuse_reply_err(req, r == -ENOENT ? ENOENT : r == -ENOMEM ? ENOMEM : EIO);
+        else
+                fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+/* A directory listing, built whole at opendir and served in slices. */
+typedef struct dir_buf {
+        char *data;
+        size_t size, allocated;
+} dir_buf;
+
+static int dir_add(fuse_req_t req, dir_buf *b, const char *name, mode_t mode) {
+        /* readdir(3) skips entries whose d_ino is 0; the real inode comes with lookup. */
+        struct stat st = { .st_mode = mode, .st_ino = 1 + b->size };
+        size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+        if (b->size + need > b->allocated) {
+                size_t na = MAX(b->allocated * 2, b->size + need);
+                char *d = realloc(b->data, na);
+                if (!d)
+                        return -ENOMEM;
+                b->data = d;
+                b->allocated = na;
+        }
+        fuse_add_direntry(req, b->data + b->size, need, name, &st, (off_t) (b->size + need));
+        b->size += need;
+        return 0;
+}
+
+static int list_dir(fuse_req_t req, fs *f, const node *n, dir_buf *b) {
+        int r;
+
+        r = dir_add(req, b, ".", S_IFDIR);
+        if (r >= 0)
+                r = dir_add(req, b, "..", S_IFDIR);
+        if (r < 0)
+                return r;
+
+        switch (n->kind) {
+        case NODE_ROOT:
+                r = dir_add(req, b, PF_STORE_VIEW_DIR, S_IFDIR);
+                if (r < 0)
+                        return r;
+                _fallthrough_;
+        case NODE_PROFILE_DIR: {
+                const char *root = pf_packs_profiles_root(f->packs);
+                pf_profile_entry *entries = NULL;
+                size_t n_entries = 0;
+                if (!root)
+                        return 0;
+                r = pf_profile_list(root, n->path, &entries, &n_entries);
+                if (r < 0)
+                        return r == -ENOENT ? 0 : r;
+                for (size_t i = 0; i < n_entries && r >= 0; i++) {
+                        _cleanup_free_ char *path = join(n->path, entries[i].name);
+                        _cleanup_free_ char *item = NULL;
+                        if (!path) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        /* List only links that resolve to a valid item: the others
+                         * would fail on lookup anyway. */
+                        if (entries[i].kind == PF_PROFILE_ENTRY_LINK &&
+                            pf_packs_resolve_view(f->packs, path, &item) < 0)
+                                continue;
+                        r = dir_add(req, b, entries[i].name, S_IFDIR);
+                }
+                pf_profile_entries_free(entries, n_entries);
+                return r;
+        }
+        case NODE_STORE_DIR: {
+                char **paths = NULL;
+                size_t n_paths = 0;
+                r = pf_store_all_paths(pf_packs_store(f->packs), &paths, &n_paths);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n_paths && r >= 0; i++)
+                        r = dir_add(req, b, strrchr(paths[i], '/') + 1, S_IFDIR);
+                pf_strv_free(paths);
+                return r;
+        }
+        case NODE_VIEW: {
+                size_t n_formats;
+                const pf_format *const *formats = pf_formats(&n_formats);
+                for (size_t i = 0; i < n_formats && r >= 0; i++)
+                        r = dir_add(req, b, formats[i]->file_name, S_IFREG);
+                return r;
+        }
+        default:
+                return -ENOTDIR;
+        }
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        fs *f = fs_of(req);
+        node *n = get_node(f, ino);
+        dir_buf *b;
+        int r;
+
+        if (!n) {
+                fuse_reply_err(req, ENOENT);
+                return;
+        }
+        if (n->kind == NODE_FILE) {
+                fuse_reply_err(req, ENOTDIR);
+                return;
+        }
+        b = calloc(1, sizeof(*b));
+        if (!b) {
+                fuse_reply_err(req, ENOMEM);
+                return;
+        }
+        r = list_dir(req, f, n, b);
+        if (r < 0) {
+                free(b->data);
+                free(b);
+                fuse_reply_err(req, -r);
+                return;
+        }
+        fi->fh = (uintptr_t) b;
+        if (fuse_reply_open(req, fi) != 0) {
+                free(b->data);
+                free(b);
+        }
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+        dir_buf *b = (dir_buf *) (uintptr_t) fi->fh;
+
+        if ((size_t) off >= b->size)
+                fuse_reply_buf(req, NULL, 0);
+        else
+                fuse_reply_buf(req, b->data + off, MIN(b->size - (size_t) off, size));
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        dir_buf *b = (dir_buf *) (uintptr_t) fi->fh;
+
+        free(b->data);
+        free(b);
+        fuse_reply_err(req, 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        fs *f = fs_of(req);
+        node *n = get_node(f, ino);
+        pf_plan *plan = NULL;
+        int r;
+
+        if (!n || n->kind != NODE_FILE) {
+                fuse_reply_err(req, n ? EISDIR : ENOENT);
+                return;
+        }
+        if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+                fuse_reply_err(req, EROFS);
+                return;
+        }
+        r = file_plan(f, n, &plan);
+        if (r < 0) {
+                fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
+                return;
+        }
+        fi->fh = (uintptr_t) plan;
+        fi->keep_cache = 1;
+        if (fuse_reply_open(req, fi) != 0)
+                pf_plan_unref(plan);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        pf_plan_unref((pf_plan *) (uintptr_t) fi->fh);
+        fuse_reply_err(req, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+        const pf_plan *plan = (const pf_plan *) (uintptr_t) fi->fh;
+        uint64_t total = pf_plan_size(plan), offset = (uint64_t) off;
+        struct fuse_bufvec *bv = NULL;
+        uint8_t *scratch = NULL;
+        size_t len, n_bufs = 0, done = 0, first;
+        int r = 0;
+
+        if (offset >= total || size == 0) {
+                fuse_reply_buf(req, NULL, 0);
+                return;
+        }
+        len = (size_t) MIN((uint64_t) size, total - offset);
+        first = pf_plan_find(plan, offset);
+        /* One buffer per extent touched: count them first. */
+        for (size_t i = first; i < pf_plan_n_extents(plan); i++) {
+                const pf_extent *e = pf_plan_extent(plan, i);
+                if (e->offset >= offset + len)
+                        break;
+                n_bufs++;
+        }
+        bv = calloc(1, sizeof(*bv) + n_bufs * sizeof(struct fuse_buf));
+        scratch = malloc(len);
+        if (!bv || !scratch) {
+                r = -ENOMEM;
+                goto out;
+        }
+        bv->count = 0;
+        for (size_t i = first; done < len; i++) {
+                const pf_extent *e = pf_plan_extent(plan, i);
+                uint64_t in = offset + done - e->offset;
+                size_t n = (size_t) MIN((uint64_t) (len - done), e->length - in);
+                struct fuse_buf *b = &bv->buf[bv->count++];
+
+                b->size = n;
+                if (e->kind == PF_EXTENT_FILE) {
+                        /* Store file ranges go by fd: libfuse splices or reads them
+                         * straight into the reply, with no copy through packfs. */
+                        int fd = pf_plan_open_file(plan, e);
+                        if (fd < 0) {
+                                bv->count--;
+                                r = fd;
+                                goto out;
+                        }
+                        b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+                        b->fd = fd;
+                        b->pos = (off_t) (e->arg + in);
+                } else {
+                        b->mem = scratch + done;
+                        r = pf_plan_fill(plan, e, in, b->mem, n);
+                        if (r < 0)
+                                goto out;
+                }
+                done += n;
+        }
+        fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+out:
+        if (r < 0)
+                fuse_reply_err(req, -r == ENOMEM ? ENOMEM : EIO);
+        if (bv)
+                for (size_t i = 0; i < bv->count; i++)
+                        if (bv->buf[i].flags & FUSE_BUF_IS_FD)
+                                close(bv->buf[i].fd);
+        free(bv);
+        free(scratch);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+        fuse_reply_err(req, EROFS);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn) {
+        if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+                conn->want |= FUSE_CAP_SPLICE_WRITE;
+        conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+        conn->max_readahead = conn->max_readahead ? conn->max_readahead : READ_CHUNK;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+        .init = op_init,
+        .lookup = op_lookup,
+        .getattr = op_getattr,
+        .opendir = op_opendir,
+        .readdir = op_readdir,
+        .releasedir = op_releasedir,
+        .open = op_open,
+        .read = op_read,
+        .release = op_release,
+        .write = op_write,
+};
+
+/* The kernel caps readahead at mount to its default (128 KiB); a larger window
+ * lets sequential readers get 1 MiB requests. Best effort: needs root and sysfs.
+ * The kernel sets the window when it gets our INIT reply, so this runs once on
+ * the first request after it. The device comes from mountinfo: a stat() of the
+ * mountpoint from inside a request handler could wait on this filesystem. */
+static fs *readahead_fs;
+
+static void raise_readahead(void) {
+        _cleanup_fclose_ FILE *mi = fopen("/proc/self/mountinfo", "re");
+        const char *resolved = readahead_fs->mountpoint;
+        char line[4096], path[128], dev[32] = "", target[2048];
+
+        if (!mi)
+                return;
+        while (fgets(line, sizeof(line), mi))
+                if (sscanf(line, "%*s %*s %31s %*s %2047s", dev, target) == 2 && !strcmp(target, resolved) &&
+                    strstr(line, " - fuse.packfs "))
+                        break;
+                else
+                        dev[0] = 0;
+        if (!dev[0])
+                return;
+        snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+        _cleanup_fclose_ FILE *fp = fopen(path, "we");
+        if (fp)
+                fprintf(fp, "%d\n", READ_CHUNK / 1024);
+}
+
+int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts, bool foreground, bool debug) {
+        struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+        struct fuse_loop_config *loop = NULL;
+        struct fuse_session *se = NULL;
+        fs f = { .packs = packs, .uid = getuid(), .gid = getgid(), .mountpoint = mountpoint,
+                 .readahead_once = PTHREAD_ONCE_INIT };
+        int r = -EIO;
+
+        readahead_fs = &f;
+        pthread_mutex_init(&f.lock, NULL);
+        if (!intern_node(&f, NODE_ROOT, "", NULL, NULL))
+                return -ENOMEM;
+
+        fuse_opt_add_arg(&args, "packfs");
+        fuse_opt_add_arg(&args, "-o");
+        fuse_opt_add_arg(&args, "ro,fsname=packfs,subtype=packfs");
+        if (fuse_opts && *fuse_opts) {
+                fuse_opt_add_arg(&args, "-o");
+                fuse_opt_add_arg(&args, fuse_opts);
+                /* With other users let in, the mode bits decide who reads what. */
+                if (strstr(fuse_opts, "allow_other")) {
+                        fuse_opt_add_arg(&args, "-o");
+                        fuse_opt_add_arg(&args, "default_permissions");
+                }
+        }
+        if (debug)
+                fuse_opt_add_arg(&args, "-d");
+
+        se = fuse_session_new(&args, &ops, sizeof(ops), &f);
+        if (!se) {
+                log_error("%s: bad FUSE options '%s'", mountpoint, fuse_opts ? fuse_opts : "");
+                r = -EINVAL;
+                goto out;
+        }
+        if (fuse_set_signal_handlers(se) != 0)
+                goto out_destroy;
+        if (fuse_session_mount(se, mountpoint) != 0) {
+                log_error("%s: cannot mount", mountpoint);
+                goto out_signals;
+        }
+        if (!foreground) {
+                pf_log_open(PF_LOG_SYSLOG, LOG_INFO);
+                if (fuse_daemonize(0) != 0)
+                        goto out_unmount;
+        }
+        log_info("serving %s", mountpoint);
+
+        loop = fuse_loop_cfg_create();
+        if (!loop)
+                goto out_unmount;
+        fuse_loop_cfg_set_clone_fd(loop, 0);
+        fuse_loop_cfg_set_max_threads(loop, 16);
+        fuse_loop_cfg_set_idle_threads(loop, 4);
+        r = fuse_session_loop_mt(se, loop) == 0 ? 0 : -EIO;
+        fuse_loop_cfg_destroy(loop);
+        log_info("unmounted %s", mountpoint);
+out_unmount:
+        fuse_session_unmount(se);
+out_signals:
+        fuse_remove_signal_handlers(se);
+out_destroy:
+        fuse_session_destroy(se);
+out:
+        fuse_opt_free_args(&args);
+        for (size_t i = 0; i < f.n_nodes; i++) {
+                free(f.nodes[i]->path);
+                free(f.nodes[i]->item);
+                free(f.nodes[i]);
+        }
+        free(f.nodes);
+        pthread_mutex_destroy(&f.lock);
+        return r;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * Per-profile pack options from an INI file (--config):
+ *
+ *   [*]                      defaults for every profile
+ *   symlinks = /bin=bin /etc/profile=etc/profile
+ *   [web-*]                  a glob (fnmatch) over profile names
+ *   entry-point = bin/httpd
+ *   [demo]                   one profile
+ *   localstatedir = true
+ *
+ * Sections apply in the order [*], globs (in file order), then the exact name, each
+ * overriding the keys it sets. Unknown keys and bad values fail the load with
+ * -EINVAL and a log line naming file, line and key. Options are part of a pack's
+ * identity: pf_options.id is a digest of their canonical form.
+ *
+ * A pf_config is immutable after pf_config_load() and may be shared by threads.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pf_symlink_spec {
+        char *source;   /* absolute path in the pack, clean ("/bin") */
+        char *target;   /* relative to the profile, clean ("bin") */
+} pf_symlink_spec;
+
+typedef struct pf_options {
+        pf_symlink_spec *symlinks;
+        size_t n_symlinks;
+        char *entry_point;      /* relative to the profile, or NULL */
+        bool localstatedir;
+        uint8_t id[32];         /* sha256 of the canonical form */
+} pf_options;
+
+typedef struct pf_config pf_config;
+
+/* Loads PATH; PATH NULL gives an empty configuration. Free with pf_config_free(). */
+int pf_config_load(const char *path, pf_config **ret);
+/* Parses an in-memory INI text; NAME is used in error messages. */
+int pf_config_parse_string(const char *text, const char *name, pf_config **ret);
+void pf_config_free(pf_config *c);
+
+/* Resolves the options for profile PROFILE_NAME into *ret (caller frees with
+ * pf_options_done()). */
+int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret);
+void pf_options_done(pf_options *o);

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * The format interface. A format turns a view (a closure plus the profile's
+ * options) into a plan (plan.h). Formats are registered in one table
+ * (formats/registry.c); the filesystem and `packfs build` only ever go through
+ * pf_format_find()/pf_formats(), so adding a format touches formats/ alone.
+ *
+ * plan() must be deterministic: the same view gives the same plan on any machine.
+ * It may be called from any thread; it reads the store (lstat, readlink) but
+ * never file contents.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "packfs/config.h"
+#include "packfs/plan.h"
+#include "packfs/store.h"
+
+typedef struct pf_view {
+        const char *store_dir;
+        pf_store *store;                /* for formats that need more than the closure */
+        const pf_closure *closure;      /* closure->root is the profile's item */
+        const char *name;               /* the view's name: profile path or item basename */
+        const pf_options *options;
+} pf_view;
+
+typedef struct pf_format {
+        const char *file_name;          /* name in a view directory, e.g. "pack.tar" */
+        int (*plan)(const pf_view *view, pf_plan **ret);
+} pf_format;
+
+/* All registered formats, in the order a view directory lists them. */
+const pf_format *const *pf_formats(size_t *ret_n);
+/* The format serving FILE_NAME, or NULL. */
+const pf_format *pf_format_find(const char *file_name);
+
+/* Formats, registered in formats/registry.c. */
+extern const pf_format pf_format_closure;
+extern const pf_format pf_format_tar;

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * A plan is a pack's byte layout: its exact size and a sorted, gapless list of
+ * extents, each one of
+ *   - BYTES:     literal bytes held by the plan (small: headers of fixed formats),
+ *   - FILE:      a range of a store file, checked against the size and mtime it had
+ *                when planned,
+ *   - ZERO:      zeros (padding),
+ *   - GENERATED: bytes a format computes on demand from its own plan data, so
+ *                memory stays proportional to the number of entries, not bytes.
+ * Reading at any offset finds its extent by binary search.
+ *
+ * Plans are built by one thread (pf_plan_builder) and then frozen: a frozen plan
+ * is immutable and may be read by any number of threads. Reference counted so an
+ * open file keeps the plan (and the closure snapshot) it was opened on.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct pf_plan pf_plan;
+typedef struct pf_plan_builder pf_plan_builder;
+
+/* Fills BUF with LEN bytes of a GENERATED extent starting OFFSET bytes into it.
+ * FORMAT_DATA is what the format attached to the plan; COOKIE is per extent. */
+typedef int (*pf_generate_fn)(const void *format_data, uint64_t cookie, uint64_t offset, void *buf,
+                              size_t len);
+
+enum pf_extent_kind {
+        PF_EXTENT_BYTES,
+        PF_EXTENT_FILE,
+        PF_EXTENT_ZERO,
+        PF_EXTENT_GENERATED,
+};
+
+typedef struct pf_extent {
+        uint64_t offset;        /* in the pack */
+        uint64_t length;
+        uint32_t kind;          /* enum pf_extent_kind */
+        uint32_t file;          /* FILE: index into the plan's file table */
+        uint64_t arg;           /* BYTES: offset in the byte arena; FILE: offset in the file;
+                                 * GENERATED: the cookie */
+} pf_extent;
+
+_Static_assert(sizeof(pf_extent) == 32, "extents are packed into 32 bytes");
+
+typedef struct pf_plan_file {
+        const char *path;       /* absolute, in the plan's string arena */
+        uint64_t size;          /* st_size when planned */
+        int64_t mtime;          /* st_mtime when planned */
+} pf_plan_file;
+
+int pf_plan_builder_new(pf_plan_builder **ret);
+void pf_plan_builder_free(pf_plan_builder *b);
+
+/* Appends extents; each returns 0 or -ENOMEM. Zero-length appends are ignored.
+ * Adjacent BYTES and ZERO extents are merged. */
+int pf_plan_add_bytes(pf_plan_builder *b, const void *data, size_t len);
+int pf_plan_add_zero(pf_plan_builder *b, uint64_t len);
+/* PATH must come from pf_plan_intern() on the same builder (file tables share the
+ * strings formats already interned for their headers). */
+int pf_plan_add_file(pf_plan_builder *b, const char *path, uint64_t file_size, int64_t mtime,
+                     uint64_t file_offset, uint64_t len);
+int pf_plan_add_generated(pf_plan_builder *b, uint64_t len, uint64_t cookie);
+/* Copies STR into the plan's string arena; the result lives as long as the plan. */
+const char *pf_plan_intern(pf_plan_builder *b, const char *str);
+uint64_t pf_plan_builder_size(const pf_plan_builder *b);
+
+/* Freezes the builder into a plan with one reference; the builder is consumed
+ * (freed) whatever the outcome. FORMAT_DATA (may be NULL) is owned by the plan and
+ * released with FREE_DATA when the last reference goes. */
+int pf_plan_builder_finish(pf_plan_builder *b, pf_generate_fn generate, void *format_data,
+                           void (*free_data)(void *), pf_plan **ret);
+
+pf_plan *pf_plan_ref(pf_plan *p);
+void pf_plan_unref(pf_plan *p);
+
+uint64_t pf_plan_size(const pf_plan *p);
+size_t pf_plan_n_extents(const pf_plan *p);
+const pf_extent *pf_plan_extent(const pf_plan *p, size_t i);
+const pf_plan_file *pf_plan_file_at(const pf_plan *p, uint32_t i);
+/* Index of the extent containing OFFSET (OFFSET < size). */
+size_t pf_plan_find(const pf_plan *p, uint64_t offset);
+
+/* Copies the memory-backed part [OFFSET, OFFSET+LEN) of extent E (BYTES, ZERO or
+ * GENERATED) into BUF. OFFSET is relative to the extent. */
+int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *buf, size_t len);
+
+/* Opens the store file behind FILE extent E for reading and checks it still has
+ * the size and mtime it was planned with: -EIO and a log line naming it if not. */
+int pf_plan_open_file(const pf_plan *p, const pf_extent *e);
+
+/* Reads up to LEN bytes at OFFSET into BUF (a convenience over the above, used by
+ * `packfs build` and tests). Returns the number of bytes read (short only at the
+ * end) or a negative errno. */
+ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset);

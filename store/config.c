@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
+#include <fnmatch.h>
+#include <gcrypt.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "packfs/config.h"
+#include "packfs/log.h"
+#include "packfs/macro.h"
+#include "packfs/profiles.h"
+
+/* One "key = value" as written; resolution replays them in section order. */
+typedef struct setting {
+        char *key;
+        char *value;
+} setting;
+
+typedef struct section {
+        char *pattern;
+        setting *settings;
+        size_t n_settings;
+} section;
+
+struct pf_config {
+        section *sections;
+        size_t n_sections;
+};
+
+struct parse_state {
+        pf_config *config;
+        const char *name;
+        int error;
+        char message[512];      /* why the handler stopped; ini_parse() gives the line */
+};
+
+static int parse_bool(const char *v, bool *ret) {
+        if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1") || !strcasecmp(v, "on"))
+                *ret = true;
+        else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0") || !strcasecmp(v, "off"))
+                *ret = false;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+/* Checks that VALUE is valid for KEY, so errors are reported at load time with a line. */
+static int validate(const char *key, const char *value) {
+        if (!strcmp(key, "localstatedir")) {
+                bool b;
+                return parse_bool(value, &b);
+        }
+        if (!strcmp(key, "entry-point"))
+                return *value == 0 || pf_relpath_is_clean(value) ? 0 : -EINVAL;
+        if (!strcmp(key, "symlinks")) {
+                _cleanup_free_ char *copy = strdup(value);
+                char *save = NULL;
+                if (!copy)
+                        return -ENOMEM;
+                for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+                        char *eq = strchr(tok, '=');
+                        if (!eq || tok[0] != '/')
+                                return -EINVAL;
+                        *eq = 0;
+                        if (!pf_relpath_is_clean(tok + 1) || !pf_relpath_is_clean(eq + 1))
+                                return -EINVAL;
+                }
+                return 0;
+        }
+        return -ENOKEY;
+}
+
+/* inih as Debian builds it passes no line number to handlers: the handler keeps
+ * its message and finish_parse() logs it with the line ini_parse() returns. */
+static int on_ini_entry(void *user, const char *sec, const char *key, const char *value) {
+        struct parse_state *st = user;
+        pf_config *c = st->config;
+        section *s;
+        int r;
+
+        if (!*sec) {
+                snprintf(st->message, sizeof(st->message), "'%s' outside a section", key);
+                st->error = -EINVAL;
+                return 0;
+        }
+        r = validate(key, value);
+        if (r == -ENOKEY) {
+                snprintf(st->message, sizeof(st->message),
+                         "unknown option '%s' (known: symlinks, entry-point, localstatedir)", key);
+                st->error = -EINVAL;
+                return 0;
+        }
+        if (r < 0) {
+                snprintf(st->message, sizeof(st->message), "bad value for %s: '%s'", key, value);
+                st->error = r == -ENOMEM ? r : -EINVAL;
+                return 0;
+        }
+        if (c->n_sections == 0 || strcmp(c->sections[c->n_sections - 1].pattern, sec) != 0) {
+                section *ns = reallocarray(c->sections, c->n_sections + 1, sizeof(*ns));
+                if (!ns)
+                        goto oom;
+                c->sections = ns;
+                s = &c->sections[c->n_sections];
+                *s = (section) { .pattern = strdup(sec) };
+                if (!s->pattern)
+                        goto oom;
+                c->n_sections++;
+        }
+        s = &c->sections[c->n_sections - 1];
+        setting *nv = reallocarray(s->settings, s->n_settings + 1, sizeof(*nv));
+        if (!nv)
+                goto oom;
+        s->settings = nv;
+        nv[s->n_settings].key = strdup(key);
+        nv[s->n_settings].value = strdup(value);
+        s->n_settings++;
+        if (!nv[s->n_settings - 1].key || !nv[s->n_settings - 1].value)
+                goto oom;
+        return 1;
+oom:
+        st->error = -ENOMEM;
+        return 0;
+}
+
+static int finish_parse(int ini_r, struct parse_state *st, pf_config **ret) {
+        if (st->error < 0 && st->message[0])
+                log_error("%s:%d: %s", st->name, ini_r, st->message);
+        else if (st->error == 0 && ini_r != 0) {
+                if (ini_r == -1)
+                        log_error("%s: cannot open", st->name);
+                else if (ini_r == -2)
+                        st->error = -ENOMEM;
+                else
+                        log_error("%s:%d: syntax error", st->name, ini_r);
+                st->error = ini_r == -1 ? -ENOENT : ini_r == -2 ? -ENOMEM : -EINVAL;
+        }
+        if (st->error < 0) {
+                pf_config_free(st->config);
+                return st->error;
+        }
+        *ret = st->config;
+        return 0;
+}
+
+int pf_config_parse_string(const char *text, const char *name, pf_config **ret) {
+        struct parse_state st = { .name = name };
+
+        st.config = calloc(1, sizeof(pf_config));
+        if (!st.config)
+                return -ENOMEM;
+        return finish_parse(ini_parse_string(text, on_ini_entry, &st), &st, ret);
+}
+
+int pf_config_load(const char *path, pf_config **ret) {
+        struct parse_state st = { .name = path };
+
+        st.config = calloc(1, sizeof(pf_config));
+        if (!st.config)
+                return -ENOMEM;
+        if (!path) {
+                *ret = st.config;
+                return 0;
+        }
+        return finish_parse(ini_parse(path, on_ini_entry, &st), &st, ret);
+}
+
+void pf_config_free(pf_config *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->n_sections; i++) {
+                for (size_t j = 0; j < c->sections[i].n_settings; j++) {
+                        free(c->sections[i].settings[j].key);
+                        free(c->sections[i].settings[j].value);
+                }
+                free(c->sections[i].settings);
+                free(c->sections[i].pattern);
+        }
+        free(c->sections);
+        free(c);
+}
+
+void pf_options_done(pf_options *o) {
+        for (size_t i = 0; i < o->n_symlinks; i++) {
+                free(o->symlinks[i].source);
+                free(o->symlinks[i].target);
+        }
+        free(o->symlinks);
+        free(o->entry_point);
+        *o = (pf_options) {};
+}
+
+static int apply_setting(pf_options *o, const setting *s) {
+        if (!strcmp(s->key, "localstatedir"))
+                return parse_bool(s->value, &o->localstatedir);
+        if (!strcmp(s->key, "entry-point")) {
+                free(o->entry_point);
+                o->entry_point = *s->value ? strdup(s->value) : NULL;
+                return *s->value && !o->entry_point ? -ENOMEM : 0;
+        }
+        /* symlinks: the value replaces the whole list. */
+        for (size_t i = 0; i < o->n_symlinks; i++) {
+                free(o->symlinks[i].source);
+                free(o->symlinks[i].target);
+        }
+        o->n_symlinks = 0;
+        _cleanup_free_ char *copy = strdup(s->value);
+        char *save = NULL;
+        if (!copy)
+                return -ENOMEM;
+        for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+                char *eq = strchr(tok, '=');
+                pf_symlink_spec *nv = reallocarray(o->symlinks, o->n_symlinks + 1, sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                o->symlinks = nv;
+                *eq = 0;
+                nv[o->n_symlinks].source = strdup(tok);
+                nv[o->n_symlinks].target = strdup(eq + 1);
+                o->n_symlinks++;
+                if (!nv[o->n_symlinks - 1].source || !nv[o->n_symlinks - 1].target)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int symlink_cmp(const void *a, const void *b) {
+        return strcmp(((const pf_symlink_spec *) a)->source, ((const pf_symlink_spec *) b)->source);
+}
+
+static void options_compute_id(pf_options *o) {
+        gcry_md_hd_t md;
+
+        gcry_check_version(NULL);
+        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+                abort();
+        /* Canonical form: every option, in a fixed order, NUL-separated. */
+        gcry_md_write(md, "packfs-options-1", 17);
+        for (size_t i = 0; i < o->n_symlinks; i++) {
+                gcry_md_write(md, o->symlinks[i].source, strlen(o->symlinks[i].source) + 1);
+                gcry_md_write(md, o->symlinks[i].target, strlen(o->symlinks[i].target) + 1);
+        }
+        gcry_md_write(md, "\n", 1);
+        if (o->entry_point)
+                gcry_md_write(md, o->entry_point, strlen(o->entry_point) + 1);
+        gcry_md_write(md, o->localstatedir ? "L1" : "L0", 2);
+        memcpy(o->id, gcry_md_read(md, GCRY_MD_SHA256), 32);
+        gcry_md_close(md);
+}
+
+static int apply_section(pf_options *o, const section *s) {
+        for (size_t j = 0; j < s->n_settings; j++) {
+                int r = apply_setting(o, &s->settings[j]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret) {
+        pf_options o = {};
+        int r = 0;
+
+        for (int pass = 0; pass < 3 && r >= 0; pass++)
+                for (size_t i = 0; i < c->n_sections && r >= 0; i++) {
+                        const char *pat = c->sections[i].pattern;
+                        bool is_default = !strcmp(pat, "*");
+                        bool is_glob = !is_default && strpbrk(pat, "*?[");
+                        bool match = (pass == 0 && is_default) ||
+                                     (pass == 1 && is_glob && fnmatch(pat, profile_name, 0) == 0) ||
+                                     (pass == 2 && !is_default && !is_glob && !strcmp(pat, profile_name));
+                        if (match)
+                                r = apply_section(&o, &c->sections[i]);
+                }
+        if (r < 0) {
+                pf_options_done(&o);
+                return r;
+        }
+        if (o.n_symlinks > 1)
+                qsort(o.symlinks, o.n_symlinks, sizeof(*o.symlinks), symlink_cmp);
+        options_compute_id(&o);
+        *ret = o;
+        return 0;
+}

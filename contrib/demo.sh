@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The README's first command: installs the dependencies, builds packfs, makes a
+# small store of its own, mounts it and shows what is there. Run as root.
+# Leaves the mount up; `umount /var/tmp/packfs-demo/mnt` takes it down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+demo=${PACKFS_DEMO_DIR:-/var/tmp/packfs-demo}
+mnt=$demo/mnt
+
+bash contrib/install-deps.sh >/dev/null
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+packfs=$PWD/build/fs/packfs
+
+# Start over: a previous demo may still be mounted.
+if mountpoint -q "$mnt" 2>/dev/null; then umount "$mnt"; fi
+rm -rf "$demo"
+mkdir -p "$demo/src" "$mnt"
+store=(--store "$demo/store" --db "$demo/db.sqlite")
+
+"$packfs" store init "${store[@]}"
+
+# A library, and a program that refers to it by store path (a reference).
+mkdir -p "$demo/src/greeting/share/greeting"
+echo "Hello from a packfs store!" > "$demo/src/greeting/share/greeting/message"
+greeting=$("$packfs" store add "${store[@]}" "$demo/src/greeting")
+
+mkdir -p "$demo/src/hello/bin"
+cat > "$demo/src/hello/bin/hello" <<SH
+#!/bin/sh
+cat $greeting/share/greeting/message
+SH
+chmod +x "$demo/src/hello/bin/hello"
+hello=$("$packfs" store add "${store[@]}" "$demo/src/hello")
+
+"$packfs" store profile "${store[@]}" --profiles "$demo/profiles" demo "$hello" >/dev/null
+
+cat > "$demo/packfs.ini" <<'INI'
+[*]
+symlinks = /bin=bin
+INI
+
+"$packfs" mount "${store[@]}" --profiles "$demo/profiles" --config "$demo/packfs.ini" "$mnt"
+
+echo "== packfs mounted at $mnt"
+echo "\$ ls $mnt"
+ls "$mnt"
+echo "\$ ls -l $mnt/demo"
+ls -l "$mnt/demo"
+echo "\$ cat $mnt/demo/closure"
+cat "$mnt/demo/closure"
+echo "\$ tar tvf $mnt/demo/pack.tar"
+tar tvf "$mnt/demo/pack.tar"
+echo "\$ tar xf $mnt/demo/pack.tar -C $demo/unpacked"
+mkdir -p "$demo/unpacked"
+tar xf "$mnt/demo/pack.tar" -C "$demo/unpacked"
+echo "\$ diff -r --no-dereference $demo/unpacked$demo/store $demo/store && echo identical"
+diff -r --no-dereference "$demo/unpacked$demo/store" "$demo/store" && echo identical
+echo "\$ $demo/unpacked$hello/bin/hello"
+"$demo/unpacked$hello/bin/hello"
+echo "== done; unmount with: umount $mnt"

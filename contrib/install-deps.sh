@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what packfs needs to build, run and test on Debian 12. Run as root.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential meson ninja-build pkg-config
+  libfuse3-dev libsqlite3-dev libgcrypt20-dev libarchive-dev libsquashfs-dev
+  liblzma-dev libzstd-dev zlib1g-dev libinih-dev check libclang-rt-14-dev
+  # run
+  fuse3
+  # tests: the tools users check packs with, and Nix as an oracle
+  sqlite3 tar libarchive-tools xz-utils zstd gzip rsync nix-bin python3 procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get install)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${packages[@]}"

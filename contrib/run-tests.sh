@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds packfs twice (warnings as errors; and with ASan+UBSan) and runs the whole
+# test suite: unit tests in both builds, integration tests (real FUSE mounts, GNU
+# tar, bsdtar, Nix) in the first. Ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+build=${BUILD_DIR:-build-ci}
+asan=${ASAN_BUILD_DIR:-build-asan}
+status=0
+
+setup() {
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" -Dwerror=true "$@" || return 1
+  fi
+  ninja -C "$dir" || return 1
+}
+
+setup "$build" || exit 1
+setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+
+meson test -C "$build" --print-errorlogs --num-processes 2 || status=1
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C "$asan" --suite unit --print-errorlogs || status=1
+
+python3 - "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+PY
+exit $status

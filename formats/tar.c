@@ -18,6 +18,7 @@
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/walk.h"
+#include "statedb.h"
 #include "tar-header.h"
 
 /* The members outside the store: a small tree merged in sorted order. */
@@ -25,6 +26,8 @@ typedef struct extra_node {
         char *name;
         mode_t mode;
         char *link;                     /* symlinks */
+        uint8_t *data;                  /* regular files (the localstatedir database) */
+        size_t size;
         bool is_store;                  /* the store directory: its children are the closure */
         struct extra_node **children;
         size_t n_children;
@@ -50,6 +53,7 @@ static void extra_free(extra_node *n) {
         free(n->children);
         free(n->name);
         free(n->link);
+        free(n->data);
         free(n);
 }
 
@@ -136,6 +140,31 @@ static int build_extras(const pf_view *view, extra_node **ret) {
                         goto fail;
                 }
         }
+        if (view->options->localstatedir) {
+                pf_state_layout layout = pf_state_layout_for(view->store_dir);
+                r = extra_add_path(root, layout.db_path, &n);
+                if (r >= 0 && (n->n_children > 0 || n->link))
+                        r = -EEXIST;
+                if (r >= 0) {
+                        n->mode = S_IFREG | 0644;
+                        r = pf_statedb_generate(view, &n->data, &n->size);
+                }
+                if (r >= 0)
+                        r = extra_add_path(root, layout.profile_link, &n);
+                if (r >= 0 && (n->n_children > 0 || n->link || n->data))
+                        r = -EEXIST;
+                if (r >= 0) {
+                        n->mode = S_IFLNK | 0777;
+                        n->link = strdup(view->closure->root);
+                        if (!n->link)
+                                r = -ENOMEM;
+                }
+                if (r < 0) {
+                        if (r == -EEXIST)
+                                log_error("%s: localstatedir collides with a symlink of the pack", view->name);
+                        goto fail;
+                }
+        }
         extra_sort(root);
         *ret = root;
         return 0;
@@ -168,9 +197,10 @@ static int tar_generate(const void *format_data, uint64_t cookie, uint64_t offse
         return 0;
 }
 
-/* Adds one member: its header, and for regular files the data and padding. */
+/* Adds one member: its header, and for regular files the data (from FILE_PATH,
+ * or DATA when FILE_PATH is NULL) and padding. */
 static int add_member(tar_planner *t, const char *name, const char *link, mode_t mode, uint64_t size,
-                      const char *file_path, int64_t mtime) {
+                      const char *file_path, int64_t mtime, const uint8_t *data) {
         uint8_t header[TAR_HEADER_MAX];
         tar_plan_data *d = t->data;
         const char *iname, *ilink = NULL;
@@ -202,10 +232,13 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
         r = pf_plan_add_generated(t->builder, (uint64_t) n, d->n_entries++);
         if (r < 0 || !S_ISREG(mode) || size == 0)
                 return r;
-        const char *ipath = pf_plan_intern(t->builder, file_path);
-        if (!ipath)
-                return -ENOMEM;
-        r = pf_plan_add_file(t->builder, ipath, size, mtime, 0, size);
+        if (file_path) {
+                const char *ipath = pf_plan_intern(t->builder, file_path);
+                if (!ipath)
+                        return -ENOMEM;
+                r = pf_plan_add_file(t->builder, ipath, size, mtime, 0, size);
+        } else
+                r = pf_plan_add_bytes(t->builder, data, size);
         if (r < 0)
                 return r;
         return pf_plan_add_zero(t->builder, tar_padding(size));
@@ -220,7 +253,7 @@ static int on_store_entry(void *userdata, const pf_walk_entry *e) {
         n = snprintf(name, sizeof(name), ".%s%s", e->path, S_ISDIR(e->mode) ? "/" : "");
         if (n < 0 || (size_t) n >= sizeof(name))
                 return -ENAMETOOLONG;
-        return add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime);
+        return add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime, NULL);
 }
 
 static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
@@ -234,13 +267,13 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
                 memcpy(t->path + path_len + 1, n->name, len + 1);
                 path_len += 1 + len;
         }
-        if (S_ISLNK(n->mode))
-                return add_member(t, t->path, n->link, n->mode, 0, NULL, 0);
+        if (S_ISLNK(n->mode) || S_ISREG(n->mode))
+                return add_member(t, t->path, n->link, n->mode, n->size, NULL, 0, n->data);
 
         /* Directories: "./" for the root, "./a/b/" below it. */
         t->path[path_len] = '/';
         t->path[path_len + 1] = 0;
-        r = add_member(t, t->path, NULL, n->mode, 0, NULL, 0);
+        r = add_member(t, t->path, NULL, n->mode, 0, NULL, 0, NULL);
         t->path[path_len] = 0;
         if (r < 0)
                 return r;

@@ -274,20 +274,32 @@ void pf_strv_free(char **v) {
         free(v);
 }
 
-int pf_store_all_paths(pf_store *s, char ***ret_paths, size_t *ret_n) {
+/* Runs SQL (one optional text parameter) and collects its first column, each row a
+ * store path. HOSTILE_FATAL: whether a non-store-path row fails the query or is
+ * skipped with a warning. */
+static int query_paths(pf_store *s, const char *sql, const char *param, bool hostile_fatal, char ***ret_paths,
+                       size_t *ret_n) {
         sqlite3_stmt *st = NULL;
         char **v = NULL;
         size_t n = 0, allocated = 0;
         int r;
 
         pthread_mutex_lock(&s->lock);
-        r = sqlite3_prepare_v2(s->db, "SELECT path FROM ValidPaths ORDER BY path", -1, &st, NULL);
+        r = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (r == SQLITE_OK && param)
+                r = sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
         while (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *path = (const char *) sqlite3_column_text(st, 0);
+                r = SQLITE_OK;
                 if (!path || !pf_store_path_basename(s->store_dir, path)) {
+                        if (hostile_fatal) {
+                                log_error("database %s: refusing row %s: not a path in %s", s->db_path,
+                                          path ? path : "(null)", s->store_dir);
+                                r = SQLITE_CORRUPT;
+                                break;
+                        }
                         log_warning("database %s: skipping row %s: not a path in %s", s->db_path,
                                     path ? path : "(null)", s->store_dir);
-                        r = SQLITE_OK;
                         continue;
                 }
                 if (n + 1 >= allocated) {
@@ -306,9 +318,8 @@ int pf_store_all_paths(pf_store *s, char ***ret_paths, size_t *ret_n) {
                         break;
                 }
                 v[++n] = NULL;
-                r = SQLITE_OK;
         }
-        if (r != SQLITE_DONE)
+        if (r != SQLITE_DONE && r != SQLITE_CORRUPT)
                 log_error("database %s: %s", s->db_path, sqlite3_errmsg(s->db));
         sqlite3_finalize(st);
         pthread_mutex_unlock(&s->lock);
@@ -323,6 +334,20 @@ int pf_store_all_paths(pf_store *s, char ***ret_paths, size_t *ret_n) {
                         return -ENOMEM;
         }
         *ret_paths = v;
-        *ret_n = n;
+        if (ret_n)
+                *ret_n = n;
         return 0;
+}
+
+int pf_store_all_paths(pf_store *s, char ***ret_paths, size_t *ret_n) {
+        return query_paths(s, "SELECT path FROM ValidPaths ORDER BY path", NULL, false, ret_paths, ret_n);
+}
+
+int pf_store_references(pf_store *s, const char *path, char ***ret_paths) {
+        return query_paths(s,
+                           "SELECT v2.path FROM ValidPaths v1"
+                           " JOIN Refs ON Refs.referrer = v1.id"
+                           " JOIN ValidPaths v2 ON Refs.reference = v2.id"
+                           " WHERE v1.path = ?1 ORDER BY v2.path",
+                           path, true, ret_paths, NULL);
 }

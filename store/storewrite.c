@@ -30,7 +30,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
 #define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
 
 /* Nix 2.x's schema.sql, verbatim but for the comments, so `.schema` reads the same. */
-static const char nix_schema[] =
+const char pf_nix_schema_sql[] =
         "create table if not exists ValidPaths (\n"
         "    id               integer primary key autoincrement not null,\n"
         "    path             text unique not null,\n"
@@ -1001,7 +1001,7 @@ int pf_store_init(const char *store_dir, const char *db_path) {
         r = db_txn_begin(db, &txn);
         if (r < 0)
                 return r;
-        r = db_exec(db, nix_schema);
+        r = db_exec(db, pf_nix_schema_sql);
         if (r < 0)
                 return r;
         r = db_check_schema(db);

@@ -58,6 +58,10 @@ int pf_store_closure(pf_store *s, const char *root, pf_closure **ret);
  * caller frees with pf_strv_free(). */
 int pf_store_all_paths(pf_store *s, char ***ret_paths, size_t *ret_n);
 
+/* The direct references of PATH, sorted; a NULL-terminated strv (pf_strv_free).
+ * Rows that are not store paths fail with -EBADMSG. */
+int pf_store_references(pf_store *s, const char *path, char ***ret_paths);
+
 pf_closure *pf_closure_ref(pf_closure *c);
 void pf_closure_unref(pf_closure *c);
 

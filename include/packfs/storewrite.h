@@ -24,6 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Nix 2.x's database schema (CREATE statements, "if not exists"), also used for
+ * the databases packs carry (localstatedir). */
+extern const char pf_nix_schema_sql[];
+
 /*
  * Creates STORE_DIR (and parents, mode 0755) and the database DB_PATH (and its
  * parent directories) with Nix's schema in WAL mode. Idempotent: an existing

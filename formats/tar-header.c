@@ -112,8 +112,12 @@ int tar_header_write(const tar_entry *e, uint8_t *buf) {
                 size_t len = strlen(e->link);
                 if (len <= sizeof(h.linkname))
                         memcpy(h.linkname, e->link, len);
-                else
+                else {
+                        /* Truncated, as GNU tar writes it: libarchive (3.6) reads a
+                         * symlink with an empty linkname as a regular file. */
+                        memcpy(h.linkname, e->link, sizeof(h.linkname));
                         n_records += pax_record(records + n_records, "linkpath", e->link);
+                }
         }
         uint64_t size = type == '0' ? e->size : 0;
         if (size > USTAR_MAX_SIZE) {

@@ -637,8 +637,16 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         }
         if (!foreground) {
                 pf_log_open(PF_LOG_SYSLOG, LOG_INFO);
+                /* The daemon must not use the parent's SQLite connection: it would
+                 * not hold the parent's locks, and writers would then reset the WAL
+                 * under it (a stale view of the database forever after). */
+                pf_store_disconnect(pf_packs_store(packs));
                 if (fuse_daemonize(0) != 0)
                         goto out_unmount;
+                r = pf_store_connect(pf_packs_store(packs));
+                if (r < 0)
+                        goto out_unmount;
+                r = -EIO;
         }
         log_info("serving %s", mountpoint);
 

@@ -54,8 +54,58 @@ static int check_schema(sqlite3 *db, const char *db_path) {
         return 0;
 }
 
+/* Opens the connection: read-only, schema checked, statements prepared. */
+static int store_connect(pf_store *s) {
+        int r;
+
+        r = sqlite3_open_v2(s->db_path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        if (r != SQLITE_OK) {
+                log_error("database %s: %s", s->db_path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(r));
+                pf_store_disconnect(s);
+                return pf_sqlite_errno(r);
+        }
+        sqlite3_busy_timeout(s->db, PF_STORE_BUSY_TIMEOUT_MS);
+        sqlite3_extended_result_codes(s->db, 1);
+
+        r = check_schema(s->db, s->db_path);
+        if (r < 0) {
+                pf_store_disconnect(s);
+                return r;
+        }
+
+        /* The recursive query walks Refs through IndexReferrer (both schemas have
+         * it); UNION (not UNION ALL) keeps each item once, so cycles terminate. */
+        r = sqlite3_prepare_v2(s->db,
+                "WITH RECURSIVE c(id) AS ("
+                "  SELECT id FROM ValidPaths WHERE path = ?1"
+                "  UNION SELECT reference FROM Refs JOIN c ON Refs.referrer = c.id)"
+                " SELECT path, hash, narSize FROM ValidPaths JOIN c USING (id) ORDER BY path",
+                -1, &s->closure_stmt, NULL);
+        if (r == SQLITE_OK)
+                r = sqlite3_prepare_v2(s->db, "SELECT 1 FROM ValidPaths WHERE path = ?1", -1,
+                                       &s->valid_stmt, NULL);
+        if (r != SQLITE_OK) {
+                log_error("database %s: %s", s->db_path, sqlite3_errmsg(s->db));
+                r = pf_sqlite_errno(r);
+                pf_store_disconnect(s);
+                return r;
+        }
+        return 0;
+}
+
+void pf_store_disconnect(pf_store *s) {
+        sqlite3_finalize(s->closure_stmt);
+        sqlite3_finalize(s->valid_stmt);
+        sqlite3_close(s->db);
+        s->closure_stmt = s->valid_stmt = NULL;
+        s->db = NULL;
+}
+
+int pf_store_connect(pf_store *s) {
+        return s->db ? 0 : store_connect(s);
+}
+
 int pf_store_open(const char *store_dir, const char *db_path, pf_store **ret) {
-        _cleanup_free_ char *uri = NULL;
         pf_store *s;
         struct stat st;
         int r;
@@ -83,35 +133,8 @@ int pf_store_open(const char *store_dir, const char *db_path, pf_store **ret) {
         for (size_t n = strlen(s->store_dir); n > 1 && s->store_dir[n - 1] == '/'; n--)
                 s->store_dir[n - 1] = 0;
 
-        r = sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-        if (r != SQLITE_OK) {
-                log_error("database %s: %s", db_path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(r));
-                pf_store_free(s);
-                return pf_sqlite_errno(r);
-        }
-        sqlite3_busy_timeout(s->db, PF_STORE_BUSY_TIMEOUT_MS);
-        sqlite3_extended_result_codes(s->db, 1);
-
-        r = check_schema(s->db, db_path);
+        r = store_connect(s);
         if (r < 0) {
-                pf_store_free(s);
-                return r;
-        }
-
-        /* The recursive query walks Refs through IndexReferrer (both schemas have
-         * it); UNION (not UNION ALL) keeps each item once, so cycles terminate. */
-        r = sqlite3_prepare_v2(s->db,
-                "WITH RECURSIVE c(id) AS ("
-                "  SELECT id FROM ValidPaths WHERE path = ?1"
-                "  UNION SELECT reference FROM Refs JOIN c ON Refs.referrer = c.id)"
-                " SELECT path, hash, narSize FROM ValidPaths JOIN c USING (id) ORDER BY path",
-                -1, &s->closure_stmt, NULL);
-        if (r == SQLITE_OK)
-                r = sqlite3_prepare_v2(s->db, "SELECT 1 FROM ValidPaths WHERE path = ?1", -1,
-                                       &s->valid_stmt, NULL);
-        if (r != SQLITE_OK) {
-                log_error("database %s: %s", db_path, sqlite3_errmsg(s->db));
-                r = pf_sqlite_errno(r);
                 pf_store_free(s);
                 return r;
         }
@@ -122,9 +145,7 @@ int pf_store_open(const char *store_dir, const char *db_path, pf_store **ret) {
 void pf_store_free(pf_store *s) {
         if (!s)
                 return;
-        sqlite3_finalize(s->closure_stmt);
-        sqlite3_finalize(s->valid_stmt);
-        sqlite3_close(s->db);
+        pf_store_disconnect(s);
         pthread_mutex_destroy(&s->lock);
         free(s->store_dir);
         free(s->db_path);

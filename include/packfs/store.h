@@ -44,6 +44,12 @@ typedef struct pf_closure {
 int pf_store_open(const char *store_dir, const char *db_path, pf_store **ret);
 void pf_store_free(pf_store *s);
 
+/* Closes and reopens the database connection. An SQLite connection must not be
+ * used across fork(): a process about to fork (fuse_daemonize) disconnects first
+ * and the child connects again. No query may run while disconnected. */
+void pf_store_disconnect(pf_store *s);
+int pf_store_connect(pf_store *s);
+
 /* The store directory, normalised without trailing slash. Owned by S. */
 const char *pf_store_dir(const pf_store *s);
 

@@ -116,6 +116,25 @@ static inline void temp_dir_remove(const char *dir) {
         ck_assert_int_eq(system(cmd), 0);
 }
 
+/* The tests' directories live under one base made by an unchecked fixture: that
+ * runs in check's parent process, so the base is removed even when a failing test
+ * (a forked child that exits at once) skips its checked teardown. */
+static char base[PATH_MAX] __attribute__((unused));
+
+static inline void base_setup(void) {
+        temp_dir_make(base);
+}
+
+static inline void base_teardown(void) {
+        temp_dir_remove(base);
+}
+
+/* A fresh directory under the base; RET holds PATH_MAX bytes. */
+static inline void test_dir_make(char *ret) {
+        pathf(ret, "%s/t-XXXXXX", base);
+        ck_assert_ptr_nonnull(mkdtemp(ret));
+}
+
 static inline void hex_of(const uint8_t *in, size_t n, char *out) {
         for (size_t i = 0; i < n; i++)
                 sprintf(out + 2 * i, "%02x", in[i]);

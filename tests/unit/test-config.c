@@ -9,25 +9,6 @@
 #include "packfs/log.h"
 #include "fixture-tree.h"
 
-/* The tests' directories live under one base made by an unchecked fixture: that
- * runs in check's parent process, so the base is removed even when a failing test
- * (a forked child that exits at once) skips its checked teardown. */
-static char base[PATH_MAX];
-
-static void base_setup(void) {
-        temp_dir_make(base);
-}
-
-static void base_teardown(void) {
-        temp_dir_remove(base);
-}
-
-/* A fresh directory under the base; RET holds PATH_MAX bytes. */
-static void test_dir_make(char *ret) {
-        pathf(ret, "%s/t-XXXXXX", base);
-        ck_assert_ptr_nonnull(mkdtemp(ret));
-}
-
 static void setup(void) {
         pf_log_open(PF_LOG_STDERR, LOG_CRIT);
 }

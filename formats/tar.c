@@ -233,7 +233,8 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
         if (r < 0 || !S_ISREG(mode) || size == 0)
                 return r;
         if (file_path) {
-                const char *ipath = pf_plan_intern(t->builder, file_path);
+                /* A store file's member name is "." + its path: share the string. */
+                const char *ipath = strcmp(iname + 1, file_path) == 0 ? iname + 1 : pf_plan_intern(t->builder, file_path);
                 if (!ipath)
                         return -ENOMEM;
                 r = pf_plan_add_file(t->builder, ipath, size, mtime, 0, size);

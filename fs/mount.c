@@ -489,20 +489,26 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         }
         len = (size_t) MIN((uint64_t) size, total - offset);
         first = pf_plan_find(plan, offset);
-        /* One buffer per extent touched: count them first. */
-        for (size_t i = first; i < pf_plan_n_extents(plan); i++) {
+        /* One buffer per extent touched, and memory only for headers and
+         * padding (file data goes by fd): size both first. */
+        size_t memory_bytes = 0;
+        for (size_t i = first, seen = 0; seen < len; i++) {
                 const pf_extent *e = pf_plan_extent(plan, i);
-                if (e->offset >= offset + len)
-                        break;
+                uint64_t in = offset + seen - e->offset;
+                size_t n = (size_t) MIN((uint64_t) (len - seen), e->length - in);
+                if (e->kind != PF_EXTENT_FILE)
+                        memory_bytes += n;
+                seen += n;
                 n_bufs++;
         }
         bv = calloc(1, sizeof(*bv) + n_bufs * sizeof(struct fuse_buf));
-        scratch = malloc(len);
+        scratch = malloc(MAX(memory_bytes, (size_t) 1));
         if (!bv || !scratch) {
                 r = -ENOMEM;
                 goto out;
         }
         bv->count = 0;
+        size_t scratch_used = 0;
         for (size_t i = first; done < len; i++) {
                 const pf_extent *e = pf_plan_extent(plan, i);
                 uint64_t in = offset + done - e->offset;
@@ -523,7 +529,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
                         b->fd = fd;
                         b->pos = (off_t) (e->arg + in);
                 } else {
-                        b->mem = scratch + done;
+                        b->mem = scratch + scratch_used;
+                        scratch_used += n;
                         r = pf_plan_fill(plan, e, in, b->mem, n);
                         if (r < 0)
                                 goto out;

@@ -26,7 +26,6 @@ skip() {
 }
 die() {
         printf 'FAIL: %s: %s\n' "$TEST_NAME" "$*" >&2
-        dump_logs >&2
         exit 1
 }
 fail() {
@@ -104,7 +103,6 @@ check_fails() {
 finish() {
         if ((FAILURES > 0)); then
                 printf '%s: %d of %d checks failed\n' "$TEST_NAME" "$FAILURES" "$CHECKS" >&2
-                dump_logs >&2
                 exit 1
         fi
         printf '%s: all %d checks passed\n' "$TEST_NAME" "$CHECKS"
@@ -170,6 +168,9 @@ cleanup() {
         for h in "${EXIT_HOOKS[@]}"; do
                 eval "$h"
         done
+        if ((rc != 0 && rc != 77)); then
+                dump_logs >&2
+        fi
         if [[ -n $WORK && -d $WORK && -z ${KEEP_WORK:-} ]]; then
                 chmod -R u+w "$WORK" 2>/dev/null
                 rm -rf "$WORK"
@@ -183,6 +184,9 @@ setup_work() {
         WORK=$(mktemp -d "/tmp/packfs-$TEST_NAME.XXXXXX")
         trap cleanup EXIT
         trap 'exit 130' INT TERM
+        # A command that stops the test (set -e) says where.
+        # shellcheck disable=SC2154 # err_rc is set by the trap itself
+        trap 'err_rc=$?; printf "FAIL: %s: line %s: %s (exit %s)\n" "$TEST_NAME" "$LINENO" "$BASH_COMMAND" "$err_rc" >&2' ERR
 }
 
 dump_logs() {
@@ -260,7 +264,7 @@ mount_packfs() {
         shift
         mkdir -p "$mnt"
         MOUNT_LOG=$WORK/$(basename "$mnt").log
-        LOGS+=("$MOUNT_LOG")
+        [[ " ${LOGS[*]} " == *" $MOUNT_LOG "* ]] || LOGS+=("$MOUNT_LOG")
         MOUNTS+=("$mnt")
         "$PACKFS" mount -f --store "$STORE" --db "$DB" --profiles "$PROFILES" "$@" "$mnt" 2>>"$MOUNT_LOG" &
         MOUNT_PID=$!
@@ -310,8 +314,42 @@ unmount_packfs() {
 
 # ---- reading ----
 
-# Reads with a time limit, so a hung server fails the test instead of hanging it.
-T() { timeout 60 "$@"; }
+# abort_mounts WHY: fails every request pending on our mounts (a hung server
+# would otherwise leave readers in uninterruptible sleep, out of timeout's reach):
+# through fusectl when it is mounted, else by killing the servers.
+abort_mounts() {
+        local m dev p aborted=0
+        echo "$TEST_NAME: $1: aborting the FUSE connections" >&2
+        for m in "${MOUNTS[@]}"; do
+                dev=$(awk -v m="$(realpath -m "$m")" '$5 == m { print $3 }' /proc/self/mountinfo | tail -n1)
+                if [[ -n $dev && -w /sys/fs/fuse/connections/${dev#*:}/abort ]]; then
+                        echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort" && aborted=1
+                fi
+        done
+        if ((!aborted)); then
+                for p in "${PIDS[@]}"; do
+                        kill -KILL "$p" 2>/dev/null
+                done
+        fi
+}
+
+# Runs a command with a time limit (T_LIMIT seconds, 60 by default), so a hung
+# server fails the test instead of hanging it.
+T() {
+        local rc=0 watchdog limit=${T_LIMIT:-60}
+        (
+                sleep "$limit" &
+                s=$!
+                trap 'kill $s 2>/dev/null; exit 0' TERM
+                wait "$s"
+                abort_mounts "'$*' still running after $limit s"
+        ) &
+        watchdog=$!
+        timeout -k 5 "$limit" "$@" || rc=$?
+        kill "$watchdog" 2>/dev/null
+        wait "$watchdog" 2>/dev/null || true
+        return "$rc"
+}
 sha() { T sha256sum "$1" | cut -d' ' -f1; }
 fsize() { stat -c %s "$1"; }
 # The bytes a reader gets (not `wc -c <FILE`, which trusts st_size).

@@ -120,6 +120,7 @@ check_fails ".store/<valid-looking, not valid>" "$enoent" T cat "$MNT/.store/111
 
 root_listing=$(T ls -A "$MNT")
 for r in "${refused[@]}"; do
+        # shellcheck disable=SC2016 # expanded by the inner bash
         check "$r is not listed" bash -c '! grep -qx "$1" <<<"$2"' - "${r##*/}" \
                 "$([[ $r == */* ]] && T ls -A "$MNT/${r%/*}" || echo "$root_listing")"
         check_fails "$r is not served" "$enoent|Not a directory" T cat "$MNT/$r/closure"

@@ -64,12 +64,13 @@ EOF
 out=$(T nix-build "${nix_opts[@]}" --option auto-optimise-store true --argstr marker "$marker" \
         "$WORK/expr.nix" -A top -A dep --no-out-link 2>"$WORK/nix-build.log") ||
         die "nix-build failed: $(tail -5 "$WORK/nix-build.log")"
-read -r TOP DEP <<<"$(echo $out)"
+{ read -r TOP && read -r DEP; } <<<"$out"
 [[ $TOP == "$STORE"/*-packfs-test-top && $DEP == "$STORE"/*-packfs-test-dep ]] || die "nix-build printed '$out'"
 say "built $TOP and $DEP"
 
 P_SET=packfs-test-$$-set
 P_ENV=packfs-test-$$-env
+# shellcheck disable=SC2317 # run by the exit trap
 nix_cleanup() {
         local paths p d pass n
         rm -f "$PROFILES/$P_SET" "$PROFILES/$P_SET"-*-link "$PROFILES/$P_ENV" "$PROFILES/$P_ENV"-*-link

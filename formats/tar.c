@@ -102,6 +102,22 @@ static int extra_add_path(extra_node *root, const char *path, extra_node **ret) 
         return 0;
 }
 
+/* Adds absolute PATH as a new leaf (a symlink or a file) and returns its node;
+ * -EEXIST if PATH is already taken: the root, the store, a parent directory of
+ * another member, or another leaf. */
+static int extra_add_leaf(extra_node *root, const char *path, extra_node **ret) {
+        extra_node *n;
+        int r;
+
+        r = extra_add_path(root, path, &n);
+        if (r < 0)
+                return r;
+        if (n == root || n->is_store || n->n_children > 0 || n->link || n->data)
+                return -EEXIST;
+        *ret = n;
+        return 0;
+}
+
 static int extra_cmp(const void *a, const void *b) {
         return strcmp((*(extra_node *const *) a)->name, (*(extra_node *const *) b)->name);
 }
@@ -127,10 +143,11 @@ static int build_extras(const pf_view *view, extra_node **ret) {
 
         for (size_t i = 0; i < view->options->n_symlinks; i++) {
                 const pf_symlink_spec *s = &view->options->symlinks[i];
-                r = extra_add_path(root, s->source, &n);
-                if (r < 0 || n == root || n->n_children > 0 || n->is_store || n->link) {
-                        log_error("%s: symlink %s collides with another member of the pack", view->name, s->source);
-                        r = -EEXIST;
+                r = extra_add_leaf(root, s->source, &n);
+                if (r < 0) {
+                        if (r == -EEXIST)
+                                log_error("%s: symlink %s collides with another member of the pack", view->name,
+                                          s->source);
                         goto fail;
                 }
                 n->mode = S_IFLNK | 0777;
@@ -142,17 +159,13 @@ static int build_extras(const pf_view *view, extra_node **ret) {
         }
         if (view->options->localstatedir) {
                 pf_state_layout layout = pf_state_layout_for(view->store_dir);
-                r = extra_add_path(root, layout.db_path, &n);
-                if (r >= 0 && (n->n_children > 0 || n->link))
-                        r = -EEXIST;
+                r = extra_add_leaf(root, layout.db_path, &n);
                 if (r >= 0) {
                         n->mode = S_IFREG | 0644;
                         r = pf_statedb_generate(view, &n->data, &n->size);
                 }
                 if (r >= 0)
-                        r = extra_add_path(root, layout.profile_link, &n);
-                if (r >= 0 && (n->n_children > 0 || n->link || n->data))
-                        r = -EEXIST;
+                        r = extra_add_leaf(root, layout.profile_link, &n);
                 if (r >= 0) {
                         n->mode = S_IFLNK | 0777;
                         n->link = strdup(view->closure->root);

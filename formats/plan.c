@@ -313,19 +313,38 @@ int pf_plan_open_file(const pf_plan *p, const pf_extent *e) {
         return fd;
 }
 
+void pf_plan_cursor_init(pf_plan_cursor *c, const pf_plan *p, uint64_t offset, size_t len) {
+        c->plan = p;
+        c->pos = MIN(offset, p->size);
+        c->end = c->pos + MIN((uint64_t) len, p->size - c->pos);
+        c->index = c->pos < c->end ? pf_plan_find(p, c->pos) : 0;
+}
+
+bool pf_plan_cursor_next(pf_plan_cursor *c, const pf_extent **ret_extent, uint64_t *ret_in, size_t *ret_len) {
+        const pf_extent *e;
+        uint64_t in;
+
+        if (c->pos >= c->end)
+                return false;
+        e = &c->plan->extents[c->index++];
+        in = c->pos - e->offset;
+        *ret_extent = e;
+        *ret_in = in;
+        *ret_len = (size_t) MIN(c->end - c->pos, e->length - in);
+        c->pos += *ret_len;
+        return true;
+}
+
 ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset) {
         uint8_t *out = buf;
-        size_t done = 0;
+        size_t done = 0, n;
+        const pf_extent *e;
+        pf_plan_cursor c;
+        uint64_t in;
         int r;
 
-        if (offset >= p->size || len == 0)
-                return 0;
-        len = (size_t) MIN((uint64_t) len, p->size - offset);
-        for (size_t i = pf_plan_find(p, offset); done < len; i++) {
-                const pf_extent *e = &p->extents[i];
-                uint64_t in = offset + done - e->offset;
-                size_t n = (size_t) MIN((uint64_t) (len - done), e->length - in);
-
+        pf_plan_cursor_init(&c, p, offset, len);
+        while (pf_plan_cursor_next(&c, &e, &in, &n)) {
                 if (e->kind == PF_EXTENT_FILE) {
                         _cleanup_close_ int fd = pf_plan_open_file(p, e);
                         if (fd < 0)

@@ -477,29 +477,25 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
         const pf_plan *plan = (const pf_plan *) (uintptr_t) fi->fh;
-        uint64_t total = pf_plan_size(plan), offset = (uint64_t) off;
         struct fuse_bufvec *bv = NULL;
         uint8_t *scratch = NULL;
-        size_t len, n_bufs = 0, done = 0, first;
+        size_t n_bufs = 0, memory_bytes = 0, scratch_used = 0, n;
+        const pf_extent *e;
+        pf_plan_cursor c;
+        uint64_t in;
         int r = 0;
 
-        if (offset >= total || size == 0) {
-                fuse_reply_buf(req, NULL, 0);
-                return;
-        }
-        len = (size_t) MIN((uint64_t) size, total - offset);
-        first = pf_plan_find(plan, offset);
         /* One buffer per extent touched, and memory only for headers and
          * padding (file data goes by fd): size both first. */
-        size_t memory_bytes = 0;
-        for (size_t i = first, seen = 0; seen < len; i++) {
-                const pf_extent *e = pf_plan_extent(plan, i);
-                uint64_t in = offset + seen - e->offset;
-                size_t n = (size_t) MIN((uint64_t) (len - seen), e->length - in);
+        pf_plan_cursor_init(&c, plan, (uint64_t) off, size);
+        while (pf_plan_cursor_next(&c, &e, &in, &n)) {
                 if (e->kind != PF_EXTENT_FILE)
                         memory_bytes += n;
-                seen += n;
                 n_bufs++;
+        }
+        if (n_bufs == 0) {
+                fuse_reply_buf(req, NULL, 0);
+                return;
         }
         bv = calloc(1, sizeof(*bv) + n_bufs * sizeof(struct fuse_buf));
         scratch = malloc(MAX(memory_bytes, (size_t) 1));
@@ -508,11 +504,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
                 goto out;
         }
         bv->count = 0;
-        size_t scratch_used = 0;
-        for (size_t i = first; done < len; i++) {
-                const pf_extent *e = pf_plan_extent(plan, i);
-                uint64_t in = offset + done - e->offset;
-                size_t n = (size_t) MIN((uint64_t) (len - done), e->length - in);
+        pf_plan_cursor_init(&c, plan, (uint64_t) off, size);
+        while (pf_plan_cursor_next(&c, &e, &in, &n)) {
                 struct fuse_buf *b = &bv->buf[bv->count++];
 
                 b->size = n;
@@ -535,7 +528,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
                         if (r < 0)
                                 goto out;
                 }
-                done += n;
         }
         fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
 out:

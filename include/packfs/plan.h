@@ -85,6 +85,20 @@ const pf_plan_file *pf_plan_file_at(const pf_plan *p, uint32_t i);
 /* Index of the extent containing OFFSET (OFFSET < size). */
 size_t pf_plan_find(const pf_plan *p, uint64_t offset);
 
+/* Walks the extents under a byte range [offset, offset + len), one piece per
+ * extent touched. Initialise with pf_plan_cursor_init(); each
+ * pf_plan_cursor_next() gives the extent, the offset into it and the length of
+ * the next piece, and returns false once the range is done. LEN is clipped to
+ * the plan's size. */
+typedef struct pf_plan_cursor {
+        const pf_plan *plan;
+        size_t index;
+        uint64_t pos, end;
+} pf_plan_cursor;
+
+void pf_plan_cursor_init(pf_plan_cursor *c, const pf_plan *p, uint64_t offset, size_t len);
+bool pf_plan_cursor_next(pf_plan_cursor *c, const pf_extent **ret_extent, uint64_t *ret_in, size_t *ret_len);
+
 /* Copies the memory-backed part [OFFSET, OFFSET+LEN) of extent E (BYTES, ZERO or
  * GENERATED) into BUF. OFFSET is relative to the extent. */
 int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *buf, size_t len);

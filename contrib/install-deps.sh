@@ -6,11 +6,11 @@ packages=(
   # build
   build-essential meson ninja-build pkg-config
   libfuse3-dev libsqlite3-dev libgcrypt20-dev libarchive-dev libsquashfs-dev
-  liblzma-dev libzstd-dev zlib1g-dev libinih-dev check libclang-rt-14-dev
+  liblzma-dev libzstd-dev libdeflate-dev zlib1g-dev libinih-dev check libclang-rt-14-dev
   # run
   fuse3
   # tests: the tools users check packs with, and Nix as an oracle
-  sqlite3 tar libarchive-tools xz-utils zstd gzip rsync nix-bin python3 procps
+  sqlite3 tar libarchive-tools xz-utils zstd gzip pigz rsync nix-bin python3 procps
 )
 
 if [ "$(id -u)" -ne 0 ]; then

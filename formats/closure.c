@@ -4,7 +4,7 @@
 
 #include "packfs/format.h"
 
-static int closure_plan(const pf_view *view, pf_plan **ret) {
+static int closure_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         pf_plan_builder *b = NULL;
         int r;
 

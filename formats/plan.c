@@ -30,6 +30,8 @@ struct pf_plan_builder {
         size_t n_extents, allocated_extents;
         pf_plan_file *files;
         size_t n_files, allocated_files;
+        pf_plan_segment *segments;
+        size_t n_segments, allocated_segments;
         buffer bytes;
         string_block *strings;
         uint64_t size;
@@ -41,6 +43,8 @@ struct pf_plan {
         size_t n_extents;
         pf_plan_file *files;
         size_t n_files;
+        pf_plan_segment *segments;
+        size_t n_segments;
         uint8_t *bytes;
         string_block *strings;
         uint64_t size;
@@ -77,11 +81,19 @@ int pf_plan_builder_new(pf_plan_builder **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+static void files_free(pf_plan_file *files, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (files[i].fd >= 0)
+                        close(files[i].fd);
+        free(files);
+}
+
 void pf_plan_builder_free(pf_plan_builder *b) {
         if (!b)
                 return;
         free(b->extents);
-        free(b->files);
+        files_free(b->files, b->n_files);
+        free(b->segments);
         free(b->bytes.data);
         string_blocks_free(b->strings);
         free(b);
@@ -167,12 +179,9 @@ int pf_plan_add_zero(pf_plan_builder *b, uint64_t len) {
         return push_extent(b, PF_EXTENT_ZERO, len) ? 0 : -ENOMEM;
 }
 
-int pf_plan_add_file(pf_plan_builder *b, const char *path, uint64_t file_size, int64_t mtime,
-                     uint64_t file_offset, uint64_t len) {
+static int push_file(pf_plan_builder *b, const pf_plan_file *file, uint64_t file_offset, uint64_t len) {
         pf_extent *e;
 
-        if (len == 0)
-                return 0;
         if (b->n_files == b->allocated_files) {
                 size_t n = b->allocated_files ? b->allocated_files * 2 : 256;
                 pf_plan_file *f = reallocarray(b->files, n, sizeof(*f));
@@ -181,12 +190,57 @@ int pf_plan_add_file(pf_plan_builder *b, const char *path, uint64_t file_size, i
                 b->files = f;
                 b->allocated_files = n;
         }
-        b->files[b->n_files] = (pf_plan_file) { .path = path, .size = file_size, .mtime = mtime };
         e = push_extent(b, PF_EXTENT_FILE, len);
         if (!e)
                 return -ENOMEM;
+        b->files[b->n_files] = *file;
         e->file = (uint32_t) b->n_files++;
         e->arg = file_offset;
+        return 0;
+}
+
+int pf_plan_add_file(pf_plan_builder *b, const char *path, uint64_t file_size, int64_t mtime,
+                     uint64_t file_offset, uint64_t len) {
+        if (len == 0)
+                return 0;
+        return push_file(b, &(pf_plan_file) { .path = path, .size = file_size, .mtime = mtime, .fd = -1 },
+                         file_offset, len);
+}
+
+int pf_plan_add_owned_fd(pf_plan_builder *b, int fd, const char *name, uint64_t file_size,
+                         uint64_t file_offset, uint64_t len) {
+        int r;
+
+        r = push_file(b, &(pf_plan_file) { .path = name, .size = file_size, .fd = fd }, file_offset, len);
+        if (r < 0)
+                close(fd);
+        return r;
+}
+
+int pf_plan_begin_segment(pf_plan_builder *b, const uint8_t identity[32]) {
+        pf_plan_segment *s;
+
+        /* A segment that got no bytes is replaced, not kept empty. */
+        if (b->n_segments > 0 && b->segments[b->n_segments - 1].offset == b->size)
+                s = &b->segments[b->n_segments - 1];
+        else {
+                if (b->n_segments + 2 > b->allocated_segments) {
+                        size_t n = b->allocated_segments ? b->allocated_segments * 2 : 16;
+                        pf_plan_segment *v = reallocarray(b->segments, n, sizeof(*v));
+                        if (!v)
+                                return -ENOMEM;
+                        b->segments = v;
+                        b->allocated_segments = n;
+                }
+                if (b->n_segments == 0 && b->size > 0) {
+                        /* The bytes so far: an unidentified first segment. */
+                        b->segments[b->n_segments++] = (pf_plan_segment) { .offset = 0 };
+                }
+                s = &b->segments[b->n_segments++];
+        }
+        *s = (pf_plan_segment) { .offset = b->size, .has_identity = identity != NULL };
+        if (identity)
+                memcpy(s->identity, identity, 32);
         return 0;
 }
 
@@ -206,6 +260,10 @@ int pf_plan_builder_finish(pf_plan_builder *b, pf_generate_fn generate, void *fo
                            void (*free_data)(void *), pf_plan **ret) {
         pf_plan *p = calloc(1, sizeof(*p));
 
+        if (p && b->n_segments == 0 && b->size > 0 && pf_plan_begin_segment(b, NULL) < 0) {
+                free(p);
+                p = NULL;
+        }
         if (!p) {
                 pf_plan_builder_free(b);
                 if (free_data)
@@ -219,6 +277,14 @@ int pf_plan_builder_finish(pf_plan_builder *b, pf_generate_fn generate, void *fo
         p->n_extents = b->n_extents;
         p->files = b->files;
         p->n_files = b->n_files;
+        /* Segment lengths run to the next one; a trailing empty one is dropped. */
+        if (b->n_segments > 0 && b->segments[b->n_segments - 1].offset == b->size)
+                b->n_segments--;
+        for (size_t i = 0; i < b->n_segments; i++)
+                b->segments[i].length =
+                        (i + 1 < b->n_segments ? b->segments[i + 1].offset : b->size) - b->segments[i].offset;
+        p->segments = b->segments;
+        p->n_segments = b->n_segments;
         p->bytes = b->bytes.data;
         p->strings = b->strings;
         p->size = b->size;
@@ -242,7 +308,8 @@ void pf_plan_unref(pf_plan *p) {
         if (p->free_data)
                 p->free_data(p->format_data);
         free(p->extents);
-        free(p->files);
+        files_free(p->files, p->n_files);
+        free(p->segments);
         free(p->bytes);
         string_blocks_free(p->strings);
         free(p);
@@ -262,6 +329,14 @@ const pf_extent *pf_plan_extent(const pf_plan *p, size_t i) {
 
 const pf_plan_file *pf_plan_file_at(const pf_plan *p, uint32_t i) {
         return &p->files[i];
+}
+
+size_t pf_plan_n_segments(const pf_plan *p) {
+        return p->n_segments;
+}
+
+const pf_plan_segment *pf_plan_segment_at(const pf_plan *p, size_t i) {
+        return &p->segments[i];
 }
 
 size_t pf_plan_find(const pf_plan *p, uint64_t offset) {
@@ -298,6 +373,10 @@ int pf_plan_open_file(const pf_plan *p, const pf_extent *e) {
         struct stat st;
         int fd;
 
+        if (f->fd >= 0) {
+                fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+                return fd >= 0 ? fd : log_error_errno(negative_errno(), "%s: cannot duplicate", f->path);
+        }
         fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 log_error("%s: cannot open: %m; serving EIO", f->path);

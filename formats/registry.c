@@ -7,6 +7,9 @@
 static const pf_format *const formats[] = {
         &pf_format_closure,
         &pf_format_tar,
+        &pf_format_tar_gz,
+        &pf_format_tar_xz,
+        &pf_format_tar_zst,
 };
 
 const pf_format *const *pf_formats(size_t *ret_n) {

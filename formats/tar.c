@@ -10,10 +10,12 @@
  * File data is a FILE extent onto the store file itself.
  */
 #include <errno.h>
+#include <gcrypt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "packfs/compressed.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -258,6 +260,23 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
         return pf_plan_add_zero(t->builder, tar_padding(size));
 }
 
+/* A store item is immutable and named by its path; its NAR hash pins its
+ * contents and the executable bits, and the layout version everything else this
+ * file decides (names, modes, mtime, owners). Bump it when the members change. */
+#define TAR_ITEM_LAYOUT "packfs pack.tar item 1"
+
+static void item_identity(const pf_closure_item *item, uint8_t identity[32]) {
+        gcry_md_hd_t md;
+
+        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+                abort();
+        gcry_md_write(md, TAR_ITEM_LAYOUT, sizeof(TAR_ITEM_LAYOUT));
+        gcry_md_write(md, item->path, strlen(item->path) + 1);
+        gcry_md_write(md, item->nar_hash, strlen(item->nar_hash) + 1);
+        memcpy(identity, gcry_md_read(md, GCRY_MD_SHA256), 32);
+        gcry_md_close(md);
+}
+
 static int on_store_entry(void *userdata, const pf_walk_entry *e) {
         tar_planner *t = userdata;
         char name[sizeof(t->path)];
@@ -293,12 +312,22 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
                 return r;
 
         if (n->is_store) {
+                /* Each item's members are a segment of their own: their bytes
+                 * depend on the item alone, so compressed variants encode and
+                 * cache them once for every pack that holds the item. */
                 for (size_t i = 0; i < t->view->closure->n_items; i++) {
-                        r = pf_walk(t->view->closure->items[i].path, on_store_entry, t);
+                        const pf_closure_item *item = &t->view->closure->items[i];
+                        uint8_t identity[32];
+
+                        item_identity(item, identity);
+                        r = pf_plan_begin_segment(t->builder, identity);
+                        if (r < 0)
+                                return r;
+                        r = pf_walk(item->path, on_store_entry, t);
                         if (r < 0)
                                 return r;
                 }
-                return 0;
+                return pf_plan_begin_segment(t->builder, NULL);
         }
         for (size_t i = 0; i < n->n_children; i++) {
                 r = plan_extras(t, n->children[i], path_len);
@@ -309,7 +338,7 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
         return 0;
 }
 
-static int tar_plan(const pf_view *view, pf_plan **ret) {
+static int tar_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         tar_planner t = { .view = view };
         extra_node *extras = NULL;
         int r;
@@ -343,3 +372,7 @@ const pf_format pf_format_tar = {
         .file_name = "pack.tar",
         .plan = tar_plan,
 };
+
+const pf_format pf_format_tar_gz = PF_COMPRESSED_FORMAT("pack.tar.gz", pf_format_tar, pf_codec_gzip);
+const pf_format pf_format_tar_xz = PF_COMPRESSED_FORMAT("pack.tar.xz", pf_format_tar, pf_codec_xz);
+const pf_format pf_format_tar_zst = PF_COMPRESSED_FORMAT("pack.tar.zst", pf_format_tar, pf_codec_zstd);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mount.h"
@@ -65,11 +66,12 @@ static void usage(FILE *out) {
               "  packfs store add     --store DIR --db FILE PATH...\n"
               "  packfs store profile --store DIR --db FILE --profiles DIR NAME ITEM...\n"
               "  packfs store closure --store DIR --db FILE ITEM...\n"
-              "  packfs status [MOUNTPOINT]\n"
+              "  packfs status [--cache DIR] [MOUNTPOINT]\n"
               "  packfs --help | --version\n"
               "\n"
               "Defaults: /gnu/store with /var/guix/db/db.sqlite and /var/guix/profiles,\n"
-              "else /nix/store with /nix/var/nix/db/db.sqlite and /nix/var/nix/profiles.\n",
+              "else /nix/store with /nix/var/nix/db/db.sqlite and /nix/var/nix/profiles.\n"
+              "Cache: /var/cache/packfs for root, else $XDG_CACHE_HOME/packfs; --cache-size 10G.\n",
               out);
 }
 
@@ -163,10 +165,51 @@ static int absolutize(const char **path, char **storage) {
         return 0;
 }
 
-static int open_packs(cli *c, bool need_profiles, pf_packs **ret) {
+#define DEFAULT_CACHE_SIZE ((uint64_t) 10 << 30)
+
+/* The cache directory, absolute (the daemon runs from /). */
+static int cache_dir(const cli *c, char **ret) {
+        _cleanup_free_ char *cwd = NULL;
+
+        if (!c->cache_dir)
+                return pf_cache_default_dir(ret);
+        if (c->cache_dir[0] == '/')
+                return (*ret = strdup(c->cache_dir)) ? 0 : -ENOMEM;
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return negative_errno();
+        return asprintf(ret, "%s/%s", cwd, c->cache_dir) < 0 ? -ENOMEM : 0;
+}
+
+/* Opens the cache. One given with --cache must work; the default one may be
+ * unusable (no $HOME, read-only), and packs are then encoded without caching. */
+static int open_cache(const cli *c, const char *owner, pf_cache **ret) {
+        _cleanup_free_ char *dir = NULL;
+        uint64_t size = DEFAULT_CACHE_SIZE;
+        int r;
+
+        *ret = NULL;
+        if (c->cache_size && pf_cache_parse_size(c->cache_size, &size) < 0) {
+                log_error("--cache-size %s: expected a size such as 500M or 10G", c->cache_size);
+                return -EINVAL;
+        }
+        r = cache_dir(c, &dir);
+        if (r >= 0)
+                r = pf_cache_open(dir, size, owner, ret);
+        if (r < 0 && !c->cache_dir) {
+                log_warning("no usable cache (%s); compressed packs are encoded without caching", strerror(-r));
+                return 0;
+        }
+        if (r < 0)
+                log_error("cache %s: %s", c->cache_dir, strerror(-r));
+        return r;
+}
+
+static int open_packs(cli *c, bool need_profiles, const char *owner, pf_packs **ret) {
         static char *store_abs, *profiles_abs;
         pf_store *store = NULL;
         pf_config *config = NULL;
+        pf_cache *cache = NULL;
         struct stat st;
         int r;
 
@@ -190,8 +233,11 @@ static int open_packs(cli *c, bool need_profiles, pf_packs **ret) {
                 pf_config_free(config);
                 return -ENOENT;
         }
-        r = pf_packs_new(store, config, c->profiles_dir, ret);
+        r = open_cache(c, owner, &cache);
+        if (r >= 0)
+                r = pf_packs_new(store, config, cache, c->profiles_dir, ret);
         if (r < 0) {
+                pf_cache_free(cache);
                 pf_store_free(store);
                 pf_config_free(config);
         }
@@ -215,7 +261,7 @@ static int cmd_mount(cli *c, char **args, int n) {
         _cleanup_free_ char *mountpoint = realpath(args[0], NULL);
         if (!mountpoint)
                 return log_error_errno(negative_errno(), "mountpoint %s", args[0]);
-        r = open_packs(c, true, &packs);
+        r = open_packs(c, true, mountpoint, &packs);
         if (r < 0)
                 return r;
         r = pf_mount_run(packs, mountpoint, c->fuse_opts, c->foreground, c->debug);
@@ -265,7 +311,7 @@ static int cmd_build(cli *c, char **args, int n) {
         buf = malloc(1 << 20);
         if (!view || !buf)
                 return -ENOMEM;
-        r = open_packs(c, false, &packs);
+        r = open_packs(c, false, "build", &packs);
         if (r < 0)
                 return r;
         r = pf_packs_resolve_view(packs, view, &item);
@@ -273,9 +319,6 @@ static int cmd_build(cli *c, char **args, int n) {
                 log_error_errno(r, "build: view %s", view);
                 goto out;
         }
-        r = pf_packs_plan(packs, view, item, format, &plan);
-        if (r < 0)
-                goto out;
         if (!c->output || !strcmp(c->output, "-"))
                 out_fd = dup(STDOUT_FILENO);
         else
@@ -284,6 +327,16 @@ static int cmd_build(cli *c, char **args, int n) {
                 r = log_error_errno(negative_errno(), "build: %s", c->output ? c->output : "stdout");
                 goto out;
         }
+        if (format->stream) {
+                /* Written as it is encoded: nothing waits for the whole pack. */
+                r = pf_packs_stream(packs, view, item, format, out_fd);
+                if (r < 0)
+                        log_error_errno(r, "build: %s", args[0]);
+                goto out;
+        }
+        r = pf_packs_plan(packs, view, item, format, &plan);
+        if (r < 0)
+                goto out;
         for (uint64_t off = 0; off < pf_plan_size(plan);) {
                 ssize_t k = pf_plan_pread(plan, buf, 1 << 20, off);
                 if (k <= 0) {
@@ -396,11 +449,45 @@ static int cmd_store(cli *c, char **args, int n) {
         return -EINVAL;
 }
 
-/* Lists packfs mounts (all, or the one at MOUNTPOINT) from the mount table. */
-static int cmd_status(char **args, int n) {
+static void print_size(FILE *out, uint64_t bytes) {
+        if (bytes >= (uint64_t) 10 << 30)
+                fprintf(out, "%.1f GiB", (double) bytes / (1 << 30));
+        else if (bytes >= (uint64_t) 10 << 20)
+                fprintf(out, "%.1f MiB", (double) bytes / (1 << 20));
+        else
+                fprintf(out, "%.1f KiB", (double) bytes / 1024);
+}
+
+typedef struct status_filter {
+        const char *mountpoint; /* NULL: every owner */
+        unsigned shown;
+} status_filter;
+
+static void print_job(void *userdata, long pid, const char *owner, const char *name, uint64_t done, uint64_t total,
+                      int64_t started) {
+        status_filter *f = userdata;
+
+        if (f->mountpoint && strcmp(owner, f->mountpoint) != 0)
+                return;
+        printf("  encoding %s for %s (pid %ld): %.0f%%, ", name, owner, pid,
+               total ? 100.0 * (double) done / (double) total : 100.0);
+        print_size(stdout, done);
+        printf(" of ");
+        print_size(stdout, total);
+        printf(", for %lld s\n", (long long) (time(NULL) - started));
+        f->shown++;
+}
+
+/* Lists packfs mounts (all, or the one at MOUNTPOINT), the cache's use and the
+ * encodings under way. */
+static int cmd_status(const cli *c, char **args, int n) {
         _cleanup_fclose_ FILE *fp = fopen("/proc/self/mounts", "re");
+        _cleanup_free_ char *dir = NULL, *index = NULL;
+        status_filter filter = { .mountpoint = n > 0 ? args[0] : NULL };
+        pf_cache_usage usage;
+        pf_cache *cache = NULL;
         char line[4096];
-        int found = 0;
+        int found = 0, r;
 
         if (!fp)
                 return log_error_errno(negative_errno(), "/proc/self/mounts");
@@ -421,7 +508,31 @@ static int cmd_status(char **args, int n) {
         }
         if (!found)
                 printf("no packfs mounts\n");
-        return 0;
+
+        r = cache_dir(c, &dir);
+        if (r < 0)
+                return log_error_errno(r, "cache directory");
+        if (asprintf(&index, "%s/index.sqlite", dir) < 0)
+                return -ENOMEM;
+        if (access(index, F_OK) < 0) {
+                printf("cache %s: empty\n", dir);
+                return 0;
+        }
+        r = pf_cache_open(dir, UINT64_MAX, "status", &cache);
+        if (r < 0)
+                return r;
+        r = pf_cache_get_usage(cache, &usage);
+        if (r >= 0) {
+                printf("cache %s: ", dir);
+                print_size(stdout, usage.bytes);
+                printf(" in %llu objects, %llu packs\n", (unsigned long long) usage.objects,
+                       (unsigned long long) usage.manifests);
+                r = pf_cache_list_jobs(cache, print_job, &filter);
+        }
+        if (r >= 0 && filter.shown == 0)
+                printf("  no encodings under way\n");
+        pf_cache_free(cache);
+        return r < 0 ? log_error_errno(r, "cache %s", dir) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -458,7 +569,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(cmd, "store"))
                 r = cmd_store(&c, args, n);
         else if (!strcmp(cmd, "status"))
-                r = cmd_status(args, n);
+                r = cmd_status(&c, args, n);
         else {
                 log_error("unknown command '%s'; see packfs --help", cmd);
                 return 2;

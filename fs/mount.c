@@ -640,9 +640,13 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
                  * not hold the parent's locks, and writers would then reset the WAL
                  * under it (a stale view of the database forever after). */
                 pf_store_disconnect(pf_packs_store(packs));
+                if (pf_packs_cache(packs))
+                        pf_cache_disconnect(pf_packs_cache(packs));
                 if (fuse_daemonize(0) != 0)
                         goto out_unmount;
                 r = pf_store_connect(pf_packs_store(packs));
+                if (r >= 0 && pf_packs_cache(packs))
+                        r = pf_cache_connect(pf_packs_cache(packs));
                 if (r < 0)
                         goto out_unmount;
                 r = -EIO;

@@ -20,6 +20,7 @@ typedef struct plan_slot {
         uint8_t closure_id[32];
         uint8_t options_id[32];
         pf_plan *plan;
+        bool busy;              /* being planned; waiters sleep on pf_packs.planned */
         uint64_t last_use;
 } plan_slot;
 
@@ -31,17 +32,19 @@ typedef struct closure_slot {
 struct pf_packs {
         pf_store *store;
         pf_config *config;
+        pf_cache *cache;
         char *profiles_root;
 
         /* Guards the two caches and use_clock. Held only for lookups and inserts,
          * never while planning or querying the database. */
         pthread_mutex_t lock;
+        pthread_cond_t planned;
         plan_slot plans[PLAN_CACHE_SIZE];
         closure_slot closures[CLOSURE_CACHE_SIZE];
         uint64_t use_clock;
 };
 
-int pf_packs_new(pf_store *store, pf_config *config, const char *profiles_root, pf_packs **ret) {
+int pf_packs_new(pf_store *store, pf_config *config, pf_cache *cache, const char *profiles_root, pf_packs **ret) {
         pf_packs *p = calloc(1, sizeof(*p));
 
         if (!p)
@@ -57,7 +60,9 @@ int pf_packs_new(pf_store *store, pf_config *config, const char *profiles_root, 
         }
         p->store = store;
         p->config = config;
+        p->cache = cache;
         pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->planned, NULL);
         *ret = p;
         return 0;
 }
@@ -70,6 +75,8 @@ void pf_packs_free(pf_packs *p) {
         for (size_t i = 0; i < CLOSURE_CACHE_SIZE; i++)
                 pf_closure_unref(p->closures[i].closure);
         pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->planned);
+        pf_cache_free(p->cache);
         pf_store_free(p->store);
         pf_config_free(p->config);
         free(p->profiles_root);
@@ -78,6 +85,10 @@ void pf_packs_free(pf_packs *p) {
 
 pf_store *pf_packs_store(pf_packs *p) {
         return p->store;
+}
+
+pf_cache *pf_packs_cache(pf_packs *p) {
+        return p->cache;
 }
 
 const char *pf_packs_profiles_root(pf_packs *p) {
@@ -154,61 +165,132 @@ static const char *options_name(const char *view) {
         return strncmp(view, PF_STORE_VIEW_DIR "/", strlen(PF_STORE_VIEW_DIR) + 1) == 0 ? "" : view;
 }
 
-int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format, pf_plan **ret) {
-        pf_closure *closure = NULL;
-        pf_options options = {};
+static int plan_of(const pf_view *view, const pf_format *format, pf_plan **ret);
+
+/* The plan of FORMAT over V, from the plan cache or made once: concurrent
+ * callers for the same plan wait for the first one's result. */
+static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, pf_plan **ret) {
+        plan_slot *slot = NULL;
         pf_plan *plan = NULL;
-        plan_slot *victim;
         int r;
 
-        r = pf_config_options_for(p->config, options_name(view), &options);
-        if (r < 0)
-                return r;
-        r = get_closure(p, item, &closure);
-        if (r < 0)
-                goto out;
-
         pthread_mutex_lock(&p->lock);
-        victim = &p->plans[0];
-        for (size_t i = 0; i < PLAN_CACHE_SIZE; i++) {
-                plan_slot *s = &p->plans[i];
-                if (s->plan && s->format == format && !memcmp(s->closure_id, closure->id, 32) &&
-                    !memcmp(s->options_id, options.id, 32)) {
-                        s->last_use = ++p->use_clock;
-                        plan = pf_plan_ref(s->plan);
-                        break;
+        for (;;) {
+                plan_slot *victim = NULL;
+                bool waited = false;
+
+                for (size_t i = 0; i < PLAN_CACHE_SIZE; i++) {
+                        plan_slot *s = &p->plans[i];
+                        if (s->format == format && !memcmp(s->closure_id, v->closure->id, 32) &&
+                            !memcmp(s->options_id, v->options->id, 32)) {
+                                if (s->busy) {
+                                        pthread_cond_wait(&p->planned, &p->lock);
+                                        waited = true;
+                                        break;
+                                }
+                                s->last_use = ++p->use_clock;
+                                *ret = pf_plan_ref(s->plan);
+                                pthread_mutex_unlock(&p->lock);
+                                return 0;
+                        }
+                        if (!s->busy && (!victim || s->last_use < victim->last_use))
+                                victim = s;
                 }
-                if (s->last_use < victim->last_use)
-                        victim = s;
+                if (waited)
+                        continue;
+                /* With every slot busy, plan without caching. */
+                if (victim) {
+                        slot = victim;
+                        pf_plan_unref(slot->plan);
+                        slot->plan = NULL;
+                        slot->format = format;
+                        memcpy(slot->closure_id, v->closure->id, 32);
+                        memcpy(slot->options_id, v->options->id, 32);
+                        slot->busy = true;
+                }
+                break;
         }
         pthread_mutex_unlock(&p->lock);
-        if (plan)
-                goto out;
 
-        pf_view v = {
-                .store_dir = pf_store_dir(p->store),
-                .store = p->store,
-                .closure = closure,
-                .name = view,
-                .options = &options,
-        };
-        r = format->plan(&v, &plan);
-        if (r < 0) {
-                log_error_errno(r, "%s/%s: cannot plan", view, format->file_name);
-                goto out;
-        }
+        r = format->plan(format, v, &plan);
+        if (r < 0)
+                log_error_errno(r, "%s/%s: cannot plan", v->name, format->file_name);
+
         pthread_mutex_lock(&p->lock);
-        pf_plan_unref(victim->plan);
-        victim->plan = pf_plan_ref(plan);
-        victim->format = format;
-        memcpy(victim->closure_id, closure->id, 32);
-        memcpy(victim->options_id, options.id, 32);
-        victim->last_use = ++p->use_clock;
+        if (slot) {
+                slot->busy = false;
+                if (r >= 0) {
+                        slot->plan = pf_plan_ref(plan);
+                        slot->last_use = ++p->use_clock;
+                } else
+                        slot->format = NULL; /* waiters try again themselves */
+                pthread_cond_broadcast(&p->planned);
+        }
         pthread_mutex_unlock(&p->lock);
-out:
-        pf_closure_unref(closure);
-        pf_options_done(&options);
         if (r >= 0)
                 *ret = plan;
         return r;
+}
+
+static int plan_of(const pf_view *view, const pf_format *format, pf_plan **ret) {
+        return plan_cached(view->planner, view, format, ret);
+}
+
+/* Sets up the view of VIEW_NAME whose item is ITEM and calls FN on it. */
+static int with_view(pf_packs *p, const char *view_name, const char *item,
+                     int (*fn)(pf_packs *p, const pf_view *v, void *userdata), void *userdata) {
+        pf_closure *closure = NULL;
+        pf_options options = {};
+        int r;
+
+        r = pf_config_options_for(p->config, options_name(view_name), &options);
+        if (r < 0)
+                return r;
+        r = get_closure(p, item, &closure);
+        if (r >= 0) {
+                pf_view v = {
+                        .store_dir = pf_store_dir(p->store),
+                        .store = p->store,
+                        .closure = closure,
+                        .name = view_name,
+                        .options = &options,
+                        .cache = p->cache,
+                        .plan_of = plan_of,
+                        .planner = p,
+                };
+                r = fn(p, &v, userdata);
+        }
+        pf_closure_unref(closure);
+        pf_options_done(&options);
+        return r;
+}
+
+typedef struct plan_request {
+        const pf_format *format;
+        pf_plan **ret;
+} plan_request;
+
+static int plan_in_view(pf_packs *p, const pf_view *v, void *userdata) {
+        plan_request *req = userdata;
+        return plan_cached(p, v, req->format, req->ret);
+}
+
+int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format, pf_plan **ret) {
+        return with_view(p, view, item, plan_in_view, &(plan_request) { .format = format, .ret = ret });
+}
+
+typedef struct stream_request {
+        const pf_format *format;
+        int fd;
+} stream_request;
+
+static int stream_in_view(pf_packs *p, const pf_view *v, void *userdata) {
+        stream_request *req = userdata;
+        return req->format->stream(req->format, v, req->fd);
+}
+
+int pf_packs_stream(pf_packs *p, const char *view, const char *item, const pf_format *format, int fd) {
+        if (!format->stream)
+                return -EOPNOTSUPP;
+        return with_view(p, view, item, stream_in_view, &(stream_request) { .format = format, .fd = fd });
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <errno.h>
+#include <stddef.h>
 #include <fnmatch.h>
 #include <gcrypt.h>
 #include <ini.h>
@@ -46,8 +47,51 @@ static int parse_bool(const char *v, bool *ret) {
         return 0;
 }
 
+/* Compression levels, as the codecs accept them (codec.h; a unit test checks
+ * that the two agree). */
+static const struct level_key {
+        const char *key, *codec;
+        int min, max;
+        size_t field;
+} level_keys[] = {
+        { "gzip-level", "gzip", 1, 9, offsetof(pf_options, gzip_level) },
+        { "xz-level", "xz", 0, 9, offsetof(pf_options, xz_level) },
+        { "zstd-level", "zstd", 1, 19, offsetof(pf_options, zstd_level) },
+};
+
+static const struct level_key *level_key_find(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(level_keys); i++)
+                if (!strcmp(level_keys[i].key, key))
+                        return &level_keys[i];
+        return NULL;
+}
+
+static int parse_level(const struct level_key *k, const char *v, int *ret) {
+        char *end;
+        long l;
+
+        errno = 0;
+        l = strtol(v, &end, 10);
+        if (errno || end == v || *end || l < k->min || l > k->max)
+                return -EINVAL;
+        *ret = (int) l;
+        return 0;
+}
+
+int pf_options_level(const pf_options *o, const char *codec_name) {
+        for (size_t i = 0; i < ELEMENTSOF(level_keys); i++)
+                if (!strcmp(level_keys[i].codec, codec_name))
+                        return *(const int *) ((const uint8_t *) o + level_keys[i].field);
+        return -1;
+}
+
 /* Checks that VALUE is valid for KEY, so errors are reported at load time with a line. */
 static int validate(const char *key, const char *value) {
+        const struct level_key *k = level_key_find(key);
+        if (k) {
+                int level;
+                return parse_level(k, value, &level);
+        }
         if (!strcmp(key, "localstatedir")) {
                 bool b;
                 return parse_bool(value, &b);
@@ -88,7 +132,7 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
         r = validate(key, value);
         if (r == -ENOKEY) {
                 snprintf(st->message, sizeof(st->message),
-                         "unknown option '%s' (known: symlinks, entry-point, localstatedir)", key);
+                         "unknown option '%s' (known: symlinks, entry-point, localstatedir, gzip-level, xz-level, zstd-level)", key);
                 st->error = -EINVAL;
                 return 0;
         }
@@ -192,6 +236,9 @@ void pf_options_done(pf_options *o) {
 }
 
 static int apply_setting(pf_options *o, const setting *s) {
+        const struct level_key *k = level_key_find(s->key);
+        if (k)
+                return parse_level(k, s->value, (int *) ((uint8_t *) o + k->field));
         if (!strcmp(s->key, "localstatedir"))
                 return parse_bool(s->value, &o->localstatedir);
         if (!strcmp(s->key, "entry-point")) {
@@ -245,6 +292,11 @@ static void options_compute_id(pf_options *o) {
         if (o->entry_point)
                 gcry_md_write(md, o->entry_point, strlen(o->entry_point) + 1);
         gcry_md_write(md, o->localstatedir ? "L1" : "L0", 2);
+        for (size_t i = 0; i < ELEMENTSOF(level_keys); i++) {
+                char level[32];
+                int n = snprintf(level, sizeof(level), "%s=%d", level_keys[i].key, pf_options_level(o, level_keys[i].codec));
+                gcry_md_write(md, level, (size_t) n + 1);
+        }
         memcpy(o->id, gcry_md_read(md, GCRY_MD_SHA256), 32);
         gcry_md_close(md);
 }
@@ -259,7 +311,7 @@ static int apply_section(pf_options *o, const section *s) {
 }
 
 int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret) {
-        pf_options o = {};
+        pf_options o = { .gzip_level = -1, .xz_level = -1, .zstd_level = -1 };
         int r = 0;
 
         for (int pass = 0; pass < 3 && r >= 0; pass++)

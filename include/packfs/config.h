@@ -8,6 +8,8 @@
  *   entry-point = bin/httpd
  *   [demo]                   one profile
  *   localstatedir = true
+ *   xz-level = 9             compression levels: gzip-level (1-9), xz-level (0-9),
+ *                            zstd-level (1-19); unset means the codec's default
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
@@ -32,6 +34,7 @@ typedef struct pf_options {
         size_t n_symlinks;
         char *entry_point;      /* relative to the profile, or NULL */
         bool localstatedir;
+        int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
         uint8_t id[32];         /* sha256 of the canonical form */
 } pf_options;
 
@@ -47,3 +50,6 @@ void pf_config_free(pf_config *c);
  * pf_options_done()). */
 int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret);
 void pf_options_done(pf_options *o);
+
+/* The level set for codec CODEC_NAME ("gzip", "xz", "zstd"), or -1. */
+int pf_options_level(const pf_options *o, const char *codec_name);

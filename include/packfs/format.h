@@ -13,22 +13,37 @@
 
 #include <stddef.h>
 
+#include "packfs/cache.h"
+#include "packfs/codec.h"
 #include "packfs/config.h"
 #include "packfs/plan.h"
 #include "packfs/store.h"
 
-typedef struct pf_view {
+typedef struct pf_format pf_format;
+typedef struct pf_view pf_view;
+
+struct pf_view {
         const char *store_dir;
         pf_store *store;                /* for formats that need more than the closure */
         const pf_closure *closure;      /* closure->root is the profile's item */
         const char *name;               /* the view's name: profile path or item basename */
         const pf_options *options;
-} pf_view;
+        pf_cache *cache;                /* NULL: encodings are not cached */
+        /* The plan of another format over this view, through the caller's plan cache. */
+        int (*plan_of)(const pf_view *view, const pf_format *format, pf_plan **ret);
+        void *planner;                  /* plan_of's own data */
+};
 
-typedef struct pf_format {
+struct pf_format {
         const char *file_name;          /* name in a view directory, e.g. "pack.tar" */
-        int (*plan)(const pf_view *view, pf_plan **ret);
-} pf_format;
+        int (*plan)(const pf_format *self, const pf_view *view, pf_plan **ret);
+        /* Optional: writes the pack to FD while it is being made, for `packfs
+         * build -o -` (no size is needed there, so nothing waits for the end). */
+        int (*stream)(const pf_format *self, const pf_view *view, int fd);
+        /* Compressed variants (compressed.h): the format they compress, with what. */
+        const pf_format *base;
+        const pf_codec *codec;
+};
 
 /* All registered formats, in the order a view directory lists them. */
 const pf_format *const *pf_formats(size_t *ret_n);
@@ -38,3 +53,6 @@ const pf_format *pf_format_find(const char *file_name);
 /* Formats, registered in formats/registry.c. */
 extern const pf_format pf_format_closure;
 extern const pf_format pf_format_tar;
+extern const pf_format pf_format_tar_gz;
+extern const pf_format pf_format_tar_xz;
+extern const pf_format pf_format_tar_zst;

@@ -10,6 +10,11 @@
  *                memory stays proportional to the number of entries, not bytes.
  * Reading at any offset finds its extent by binary search.
  *
+ * A plan may also be cut into segments: consecutive byte ranges whose bytes depend
+ * only on an identity the format gives (one store item's members, keyed by its
+ * path and NAR hash), or, for a segment without one, only on its own bytes.
+ * Compressed variants encode and cache segments separately (compressed.h).
+ *
  * Plans are built by one thread (pf_plan_builder) and then frozen: a frozen plan
  * is immutable and may be read by any number of threads. Reference counted so an
  * open file keeps the plan (and the closure snapshot) it was opened on.
@@ -48,10 +53,17 @@ typedef struct pf_extent {
 _Static_assert(sizeof(pf_extent) == 32, "extents are packed into 32 bytes");
 
 typedef struct pf_plan_file {
-        const char *path;       /* absolute, in the plan's string arena */
+        const char *path;       /* absolute, in the plan's string arena; a name for logs if fd >= 0 */
         uint64_t size;          /* st_size when planned */
         int64_t mtime;          /* st_mtime when planned */
+        int fd;                 /* >= 0: a file the plan owns (an uncached encoding), else -1 */
 } pf_plan_file;
+
+typedef struct pf_plan_segment {
+        uint64_t offset, length;
+        uint8_t identity[32];
+        bool has_identity;      /* false: identified by its bytes */
+} pf_plan_segment;
 
 int pf_plan_builder_new(pf_plan_builder **ret);
 void pf_plan_builder_free(pf_plan_builder *b);
@@ -65,6 +77,13 @@ int pf_plan_add_zero(pf_plan_builder *b, uint64_t len);
 int pf_plan_add_file(pf_plan_builder *b, const char *path, uint64_t file_size, int64_t mtime,
                      uint64_t file_offset, uint64_t len);
 int pf_plan_add_generated(pf_plan_builder *b, uint64_t len, uint64_t cookie);
+/* Appends [FILE_OFFSET, +LEN) of FD, which the plan takes over (closes when freed,
+ * also on failure). NAME (interned) names it in logs. FD must not change. */
+int pf_plan_add_owned_fd(pf_plan_builder *b, int fd, const char *name, uint64_t file_size,
+                         uint64_t file_offset, uint64_t len);
+/* Starts a new segment at the current end; IDENTITY NULL for one identified by
+ * its bytes. The bytes before the first call form an unidentified segment. */
+int pf_plan_begin_segment(pf_plan_builder *b, const uint8_t identity[32]);
 /* Copies STR into the plan's string arena; the result lives as long as the plan. */
 const char *pf_plan_intern(pf_plan_builder *b, const char *str);
 uint64_t pf_plan_builder_size(const pf_plan_builder *b);
@@ -82,6 +101,9 @@ uint64_t pf_plan_size(const pf_plan *p);
 size_t pf_plan_n_extents(const pf_plan *p);
 const pf_extent *pf_plan_extent(const pf_plan *p, size_t i);
 const pf_plan_file *pf_plan_file_at(const pf_plan *p, uint32_t i);
+/* The segments, in order, covering [0, size) without gaps; empty ones are dropped. */
+size_t pf_plan_n_segments(const pf_plan *p);
+const pf_plan_segment *pf_plan_segment_at(const pf_plan *p, size_t i);
 /* Index of the extent containing OFFSET (OFFSET < size). */
 size_t pf_plan_find(const pf_plan *p, uint64_t offset);
 
@@ -104,7 +126,8 @@ bool pf_plan_cursor_next(pf_plan_cursor *c, const pf_extent **ret_extent, uint64
 int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *buf, size_t len);
 
 /* Opens the store file behind FILE extent E for reading and checks it still has
- * the size and mtime it was planned with: -EIO and a log line naming it if not. */
+ * the size and mtime it was planned with: -EIO and a log line naming it if not.
+ * For an owned fd, returns a duplicate. The caller closes the result. */
 int pf_plan_open_file(const pf_plan *p, const pf_extent *e);
 
 /* Reads up to LEN bytes at OFFSET into BUF (a convenience over the above, used by

@@ -622,7 +622,7 @@ static int plan_tar(const char *root, const char *config, pf_plan **ret) {
         ck_assert_int_eq(pf_config_options_for(cfg, "demo", &o), 0);
         pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o };
         ck_assert_ptr_eq(pf_format_find("pack.tar"), &pf_format_tar);
-        r = pf_format_tar.plan(&view, ret);
+        r = pf_format_tar.plan(&pf_format_tar, &view, ret);
         pf_options_done(&o);
         pf_config_free(cfg);
         pf_closure_unref(c);

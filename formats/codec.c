@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * gzip with libdeflate (whole-buffer, deterministic, about twice zlib's speed at
+ * the same level and ratio), xz with liblzma's multithreaded encoder, zstd with
+ * libzstd's workers. See codec.h for why xz and zstd always use their MT formats.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <libdeflate.h>
+#include <lzma.h>
+#include <stdlib.h>
+#include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getCParams */
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "packfs/codec.h"
+#include "packfs/log.h"
+#include "packfs/macro.h"
+
+#define IO_BUFFER_SIZE (1024 * 1024)
+
+/* gzip: one member per unit. Members are independent, as pigz --independent
+ * makes them; a unit of several MiB loses nothing measurable to the restart of
+ * deflate's 32 KiB window. */
+#define GZIP_UNIT_SIZE (4 * 1024 * 1024)
+
+static uint64_t gzip_unit_size(int level) {
+        return GZIP_UNIT_SIZE;
+}
+
+static int gzip_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
+        struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+        _cleanup_free_ uint8_t *in = NULL, *out = NULL;
+        size_t bound;
+        int r = 0;
+
+        if (!c)
+                return -ENOMEM;
+        bound = libdeflate_gzip_compress_bound(c, GZIP_UNIT_SIZE);
+        in = malloc(MIN(size, (uint64_t) GZIP_UNIT_SIZE) + 1);
+        out = malloc(bound);
+        if (!in || !out) {
+                r = -ENOMEM;
+                goto out;
+        }
+        /* A unit larger than GZIP_UNIT_SIZE (never from compressed.c) is cut
+         * into members at fixed offsets, so the output still depends on the
+         * input alone. An empty unit is one empty member: gzip -d wants one. */
+        for (uint64_t done = 0; done < size || (size == 0 && done == 0);) {
+                size_t n = (size_t) MIN(size - done, (uint64_t) GZIP_UNIT_SIZE);
+                r = read(userdata, in, n);
+                if (r < 0)
+                        goto out;
+                size_t k = libdeflate_gzip_compress(c, in, n, out, bound);
+                if (k == 0) {
+                        r = -EIO;
+                        goto out;
+                }
+                r = write(userdata, out, k);
+                if (r < 0)
+                        goto out;
+                done += n;
+                if (size == 0)
+                        break;
+        }
+out:
+        libdeflate_free_compressor(c);
+        return r;
+}
+
+const pf_codec pf_codec_gzip = {
+        .name = "gzip",
+        .suffix = ".gz",
+        .min_level = 1,
+        .max_level = 9,
+        /* gzip's and pigz's default: -9 (guix pack's) costs about 3x the CPU
+         * for about 1% smaller packs. */
+        .default_level = 6,
+        .unit_size = gzip_unit_size,
+        .encode = gzip_encode,
+};
+
+/* xz: the block size xz -T uses, 3 x the preset's dictionary (at least 1 MiB). */
+static uint64_t xz_unit_size(int level) {
+        lzma_options_lzma opt;
+
+        if (lzma_lzma_preset(&opt, (uint32_t) level))
+                return 3 * 8 * 1024 * 1024;
+        return MAX(3 * (uint64_t) opt.dict_size, (uint64_t) 1024 * 1024);
+}
+
+static int lzma_errno(lzma_ret ret) {
+        switch (ret) {
+        case LZMA_MEM_ERROR:
+        case LZMA_MEMLIMIT_ERROR:
+                return -ENOMEM;
+        case LZMA_OPTIONS_ERROR:
+                return -EINVAL;
+        default:
+                return -EIO;
+        }
+}
+
+static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
+        lzma_stream s = LZMA_STREAM_INIT;
+        _cleanup_free_ uint8_t *in = malloc(IO_BUFFER_SIZE), *out = malloc(IO_BUFFER_SIZE);
+        lzma_mt mt = {
+                .flags = 0,
+                .threads = 1,
+                .block_size = xz_unit_size(level),
+                .timeout = 0,
+                .preset = (uint32_t) level,
+                .check = LZMA_CHECK_CRC64, /* xz's default */
+        };
+        uint64_t left = size;
+        lzma_ret ret;
+        int r = 0;
+
+        if (!in || !out)
+                return -ENOMEM;
+        ret = lzma_stream_encoder_mt(&s, &mt);
+        if (ret != LZMA_OK)
+                return lzma_errno(ret);
+        s.next_out = out;
+        s.avail_out = IO_BUFFER_SIZE;
+        for (;;) {
+                if (s.avail_in == 0 && left > 0) {
+                        size_t n = (size_t) MIN(left, (uint64_t) IO_BUFFER_SIZE);
+                        r = read(userdata, in, n);
+                        if (r < 0)
+                                goto out;
+                        s.next_in = in;
+                        s.avail_in = n;
+                        left -= n;
+                }
+                ret = lzma_code(&s, left == 0 ? LZMA_FINISH : LZMA_RUN);
+                if (s.avail_out == 0 || ret == LZMA_STREAM_END) {
+                        r = write(userdata, out, IO_BUFFER_SIZE - s.avail_out);
+                        if (r < 0)
+                                goto out;
+                        s.next_out = out;
+                        s.avail_out = IO_BUFFER_SIZE;
+                }
+                if (ret == LZMA_STREAM_END)
+                        break;
+                if (ret != LZMA_OK) {
+                        r = lzma_errno(ret);
+                        goto out;
+                }
+        }
+out:
+        lzma_end(&s);
+        return r;
+}
+
+const pf_codec pf_codec_xz = {
+        .name = "xz",
+        .suffix = ".xz",
+        .min_level = 0,
+        .max_level = 9,
+        .default_level = 6, /* xz's own default */
+        .unit_size = xz_unit_size,
+        .encode = xz_encode,
+};
+
+/* zstd: units of 8 windows (16 MiB at the default level), so independent frames
+ * lose about what zstd -T0's job boundaries lose. */
+static uint64_t zstd_unit_size(int level) {
+        ZSTD_compressionParameters p = ZSTD_getCParams(level, 0, 0);
+        return (uint64_t) 1 << MAX(24u, p.windowLog + 3);
+}
+
+static int zstd_errno(size_t ret) {
+        return ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation ? -ENOMEM : -EIO;
+}
+
+static int zstd_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
+        ZSTD_CCtx *c = ZSTD_createCCtx();
+        _cleanup_free_ uint8_t *in = malloc(IO_BUFFER_SIZE), *out = malloc(IO_BUFFER_SIZE);
+        uint64_t left = size;
+        size_t ret;
+        int r = 0;
+
+        if (!c || !in || !out) {
+                ZSTD_freeCCtx(c);
+                return -ENOMEM;
+        }
+        /* nbWorkers >= 1 selects the MT format whatever the core count; the
+         * checksum and the content size in the header are what zstd(1) writes. */
+        if (ZSTD_isError(ret = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)) ||
+            ZSTD_isError(ret = ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, 1)) ||
+            ZSTD_isError(ret = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)) ||
+            ZSTD_isError(ret = ZSTD_CCtx_setPledgedSrcSize(c, size))) {
+                log_error("zstd: %s", ZSTD_getErrorName(ret));
+                r = -EINVAL;
+                goto out;
+        }
+        for (;;) {
+                ZSTD_inBuffer ib = { in, 0, 0 };
+                if (left > 0) {
+                        size_t n = (size_t) MIN(left, (uint64_t) IO_BUFFER_SIZE);
+                        r = read(userdata, in, n);
+                        if (r < 0)
+                                goto out;
+                        ib.size = n;
+                        left -= n;
+                }
+                ZSTD_EndDirective mode = left == 0 ? ZSTD_e_end : ZSTD_e_continue;
+                for (bool finished = false; !finished;) {
+                        ZSTD_outBuffer ob = { out, IO_BUFFER_SIZE, 0 };
+                        ret = ZSTD_compressStream2(c, &ob, &ib, mode);
+                        if (ZSTD_isError(ret)) {
+                                r = zstd_errno(ret);
+                                goto out;
+                        }
+                        if (ob.pos > 0) {
+                                r = write(userdata, out, ob.pos);
+                                if (r < 0)
+                                        goto out;
+                        }
+                        finished = mode == ZSTD_e_end ? ret == 0 : ib.pos == ib.size;
+                }
+                if (mode == ZSTD_e_end)
+                        break;
+        }
+out:
+        ZSTD_freeCCtx(c);
+        return r;
+}
+
+const pf_codec pf_codec_zstd = {
+        .name = "zstd",
+        .suffix = ".zst",
+        .min_level = 1,
+        .max_level = 19,
+        .default_level = 3, /* zstd's own default; guix pack's -19 is ~40x slower */
+        .unit_size = zstd_unit_size,
+        .encode = zstd_encode,
+};
+
+const pf_codec *pf_codec_find(const char *name) {
+        static const pf_codec *const all[] = { &pf_codec_gzip, &pf_codec_xz, &pf_codec_zstd };
+
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                if (!strcmp(all[i]->name, name))
+                        return all[i];
+        return NULL;
+}

@@ -1,0 +1,722 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <gcrypt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "packfs/compressed.h"
+#include "packfs/log.h"
+#include "packfs/macro.h"
+
+/* Bump when the way units are cut or keyed changes. */
+#define UNIT_LAYOUT "packfs unit 1"
+#define MANIFEST_LAYOUT "packfs manifest 1"
+
+/* Small items close their unit early (at 1/8 of the unit size or more) when
+ * their identity's first byte is below this: about one item in four, chosen by
+ * content, so unit boundaries among small items resynchronise right after a
+ * change instead of shifting through the rest of the pack. */
+#define GROUP_CUT_BELOW 64
+
+#define COPY_BUFFER_SIZE (1024 * 1024)
+
+/* --- Process-wide CPU slots: one unit encodes per core at a time, across all
+ * packs being encoded, so concurrent encodings share the cores instead of
+ * multiplying threads. */
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_free = PTHREAD_COND_INITIALIZER;
+static unsigned slots_total, slots_used; /* guarded by slots_lock */
+
+static void slots_init(void) {
+        cpu_set_t set;
+        long n = 0;
+
+        if (sched_getaffinity(0, sizeof(set), &set) == 0)
+                n = CPU_COUNT(&set);
+        if (n <= 0)
+                n = sysconf(_SC_NPROCESSORS_ONLN);
+        slots_total = n > 0 ? (unsigned) n : 1;
+}
+
+unsigned pf_compressed_parallelism(void) {
+        pthread_once(&slots_once, slots_init);
+        return slots_total;
+}
+
+static void slot_acquire(void) {
+        pthread_mutex_lock(&slots_lock);
+        while (slots_used >= slots_total)
+                pthread_cond_wait(&slots_free, &slots_lock);
+        slots_used++;
+        pthread_mutex_unlock(&slots_lock);
+}
+
+static void slot_release(void) {
+        pthread_mutex_lock(&slots_lock);
+        slots_used--;
+        pthread_cond_signal(&slots_free);
+        pthread_mutex_unlock(&slots_lock);
+}
+
+static int codec_level(const pf_format *self, const pf_view *view) {
+        int level = pf_options_level(view->options, self->codec->name);
+        return level >= 0 ? level : self->codec->default_level;
+}
+
+/* --- Units. */
+
+typedef struct unit_builder {
+        pf_unit *units;
+        size_t n, allocated;
+        gcry_md_hd_t md;        /* of the open unit, or NULL */
+        const pf_codec *codec;
+        int level;
+        uint64_t unit_size;
+} unit_builder;
+
+static int unit_open(unit_builder *u, uint64_t offset) {
+        char header[128];
+        int n;
+
+        if (u->n == u->allocated) {
+                size_t na = u->allocated ? u->allocated * 2 : 64;
+                pf_unit *v = reallocarray(u->units, na, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                u->units = v;
+                u->allocated = na;
+        }
+        if (gcry_md_open(&u->md, GCRY_MD_SHA256, 0) != 0)
+                return -ENOMEM;
+        n = snprintf(header, sizeof(header), "%s %s %d %llu", UNIT_LAYOUT, u->codec->name, u->level,
+                     (unsigned long long) u->unit_size);
+        gcry_md_write(u->md, header, (size_t) n + 1);
+        u->units[u->n] = (pf_unit) { .offset = offset };
+        return 0;
+}
+
+/* Adds [PIECE_OFFSET, +LENGTH) of the segment identified by DIGEST. */
+static void unit_add(unit_builder *u, const uint8_t digest[32], uint64_t piece_offset, uint64_t length) {
+        uint8_t le[16];
+
+        for (int i = 0; i < 8; i++) {
+                le[i] = (uint8_t) (piece_offset >> (8 * i));
+                le[8 + i] = (uint8_t) (length >> (8 * i));
+        }
+        gcry_md_write(u->md, digest, 32);
+        gcry_md_write(u->md, le, sizeof(le));
+        u->units[u->n].length += length;
+}
+
+static void unit_close(unit_builder *u) {
+        if (!u->md)
+                return;
+        memcpy(u->units[u->n++].key, gcry_md_read(u->md, GCRY_MD_SHA256), 32);
+        gcry_md_close(u->md);
+        u->md = NULL;
+}
+
+/* An unidentified segment is identified by its bytes. */
+static int content_digest(const pf_plan *base, const pf_plan_segment *s, uint8_t digest[32]) {
+        _cleanup_free_ uint8_t *buf = malloc(COPY_BUFFER_SIZE);
+        gcry_md_hd_t md;
+
+        if (!buf || gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+                return -ENOMEM;
+        for (uint64_t off = 0; off < s->length;) {
+                ssize_t k = pf_plan_pread(base, buf, (size_t) MIN(s->length - off, (uint64_t) COPY_BUFFER_SIZE),
+                                          s->offset + off);
+                if (k <= 0) {
+                        gcry_md_close(md);
+                        return k < 0 ? (int) k : -EIO;
+                }
+                gcry_md_write(md, buf, (size_t) k);
+                off += (uint64_t) k;
+        }
+        memcpy(digest, gcry_md_read(md, GCRY_MD_SHA256), 32);
+        gcry_md_close(md);
+        return 0;
+}
+
+int pf_compressed_units(const pf_plan *base, const pf_codec *codec, int level, pf_unit **ret, size_t *ret_n) {
+        unit_builder u = { .codec = codec, .level = level, .unit_size = codec->unit_size(level) };
+        size_t n_segments = pf_plan_n_segments(base);
+        int r = 0;
+
+        for (size_t i = 0; i < n_segments && r >= 0; i++) {
+                const pf_plan_segment *s = pf_plan_segment_at(base, i);
+                uint8_t digest[32];
+
+                if (s->has_identity)
+                        memcpy(digest, s->identity, 32);
+                else if ((r = content_digest(base, s, digest)) < 0)
+                        break;
+
+                if (!s->has_identity || s->length >= u.unit_size) {
+                        /* Alone, in pieces of the unit size. */
+                        unit_close(&u);
+                        for (uint64_t off = 0; off < s->length && r >= 0; off += u.unit_size) {
+                                r = unit_open(&u, s->offset + off);
+                                if (r >= 0) {
+                                        unit_add(&u, digest, off, MIN(u.unit_size, s->length - off));
+                                        unit_close(&u);
+                                }
+                        }
+                        continue;
+                }
+                if (u.md && u.units[u.n].length + s->length > u.unit_size)
+                        unit_close(&u);
+                if (!u.md && (r = unit_open(&u, s->offset)) < 0)
+                        break;
+                unit_add(&u, digest, 0, s->length);
+                if (u.units[u.n].length >= u.unit_size / 8 && s->identity[0] < GROUP_CUT_BELOW)
+                        unit_close(&u);
+        }
+        if (r >= 0 && u.n == 0 && !u.md) {
+                /* An empty pack is still a valid (empty) compressed file. */
+                static const uint8_t nothing[32];
+                r = unit_open(&u, 0);
+                if (r >= 0)
+                        unit_add(&u, nothing, 0, 0);
+        }
+        if (r >= 0)
+                unit_close(&u);
+        if (r < 0) {
+                if (u.md)
+                        gcry_md_close(u.md);
+                free(u.units);
+                return r;
+        }
+        *ret = u.units;
+        *ret_n = u.n;
+        return 0;
+}
+
+/* --- Encoding the missing units of one pack. */
+
+enum unit_state { UNIT_MISSING, UNIT_BUSY, UNIT_READY };
+
+typedef struct encoding {
+        const pf_plan *base;
+        const pf_codec *codec;
+        int level;
+        pf_cache *cache;
+        pf_unit *units;
+        size_t n_units;
+        pf_cache_object *objs;  /* per unit, once READY */
+        pf_cache_job *job;
+        pthread_t *threads;
+        unsigned n_threads;
+
+        /* Guards state, next, error and the objs of units becoming READY. */
+        pthread_mutex_t lock;
+        pthread_cond_t changed;
+        uint8_t *state;
+        size_t next;
+        int error;
+
+        uint64_t done_bytes;    /* atomic: input bytes encoded so far */
+} encoding;
+
+typedef struct unit_io {
+        encoding *enc;
+        uint64_t pos;
+        pf_cache_writer *writer;
+} unit_io;
+
+static int unit_read(void *userdata, void *buf, size_t len) {
+        unit_io *io = userdata;
+        ssize_t k;
+
+        for (size_t got = 0; got < len; got += (size_t) k) {
+                k = pf_plan_pread(io->enc->base, (uint8_t *) buf + got, len - got, io->pos + got);
+                if (k <= 0)
+                        return k < 0 ? (int) k : -EIO;
+        }
+        io->pos += len;
+        uint64_t done = __atomic_add_fetch(&io->enc->done_bytes, len, __ATOMIC_RELAXED);
+        pf_cache_job_progress(io->enc->job, done);
+        return 0;
+}
+
+static int unit_write(void *userdata, const void *buf, size_t len) {
+        return pf_cache_writer_write(((unit_io *) userdata)->writer, buf, len);
+}
+
+static int encode_unit(encoding *e, size_t i, pf_cache_object *ret) {
+        const pf_unit *u = &e->units[i];
+        unit_io io = { .enc = e, .pos = u->offset };
+        int r;
+
+        r = pf_cache_writer_new(e->cache, u->key, &io.writer);
+        if (r < 0)
+                return r;
+        r = e->codec->encode(e->level, u->length, unit_read, unit_write, &io);
+        if (r < 0) {
+                pf_cache_writer_abort(io.writer);
+                return r;
+        }
+        return pf_cache_writer_commit(io.writer, ret);
+}
+
+static void *encode_worker(void *userdata) {
+        encoding *e = userdata;
+
+        for (;;) {
+                pf_cache_object obj;
+                size_t i;
+                int r;
+
+                pthread_mutex_lock(&e->lock);
+                while (e->next < e->n_units && e->state[e->next] != UNIT_MISSING)
+                        e->next++;
+                if (e->error < 0 || e->next >= e->n_units) {
+                        pthread_mutex_unlock(&e->lock);
+                        return NULL;
+                }
+                i = e->next++;
+                e->state[i] = UNIT_BUSY;
+                pthread_mutex_unlock(&e->lock);
+
+                slot_acquire();
+                r = encode_unit(e, i, &obj);
+                slot_release();
+
+                pthread_mutex_lock(&e->lock);
+                if (r < 0) {
+                        if (e->error >= 0)
+                                e->error = r;
+                        e->state[i] = UNIT_MISSING;
+                } else {
+                        e->objs[i] = obj;
+                        e->state[i] = UNIT_READY;
+                }
+                pthread_cond_broadcast(&e->changed);
+                pthread_mutex_unlock(&e->lock);
+        }
+}
+
+static void encoding_done(encoding *e) {
+        if (e->objs)
+                for (size_t i = 0; i < e->n_units; i++) {
+                        if (e->objs[i].path)
+                                pf_cache_unpin(e->cache, e->units[i].key);
+                        pf_cache_object_done(&e->objs[i]);
+                }
+        free(e->objs);
+        free(e->state);
+        free(e->units);
+        free(e->threads);
+        pthread_mutex_destroy(&e->lock);
+        pthread_cond_destroy(&e->changed);
+}
+
+/* Cuts BASE into units and looks them up in the cache; E is then ready for
+ * encoding_start(). */
+static int encoding_init(encoding *e, const pf_plan *base, const pf_codec *codec, int level, pf_cache *cache) {
+        uint8_t (*keys)[32] = NULL;
+        int r;
+
+        *e = (encoding) { .base = base, .codec = codec, .level = level, .cache = cache };
+        pthread_mutex_init(&e->lock, NULL);
+        pthread_cond_init(&e->changed, NULL);
+        r = pf_compressed_units(base, codec, level, &e->units, &e->n_units);
+        if (r < 0)
+                return r;
+        e->objs = calloc(e->n_units, sizeof(*e->objs));
+        e->state = calloc(e->n_units, 1);
+        if (!e->objs || !e->state)
+                return -ENOMEM;
+        for (size_t i = 0; i < e->n_units; i++)
+                e->objs[i].fd = -1;
+        if (!cache)
+                return 0;
+        keys = malloc(e->n_units * sizeof(*keys));
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < e->n_units; i++)
+                memcpy(keys[i], e->units[i].key, 32);
+        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) keys, e->n_units, e->objs);
+        free(keys);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < e->n_units; i++)
+                if (e->objs[i].path)
+                        e->state[i] = UNIT_READY;
+        return 0;
+}
+
+static uint64_t encoding_missing_bytes(const encoding *e, size_t *ret_n) {
+        uint64_t bytes = 0;
+        size_t n = 0;
+
+        for (size_t i = 0; i < e->n_units; i++)
+                if (e->state[i] == UNIT_MISSING) {
+                        bytes += e->units[i].length;
+                        n++;
+                }
+        *ret_n = n;
+        return bytes;
+}
+
+static int encoding_start(encoding *e, const char *name) {
+        size_t missing;
+        uint64_t bytes = encoding_missing_bytes(e, &missing);
+        unsigned n = (unsigned) MIN((size_t) pf_compressed_parallelism(), missing);
+        int r;
+
+        if (n == 0)
+                return 0;
+        r = pf_cache_job_begin(e->cache, name, bytes, &e->job);
+        if (r < 0)
+                return r;
+        e->threads = calloc(n, sizeof(*e->threads));
+        if (!e->threads)
+                return -ENOMEM;
+        for (; e->n_threads < n; e->n_threads++) {
+                r = -pthread_create(&e->threads[e->n_threads], NULL, encode_worker, e);
+                if (r < 0)
+                        break;
+        }
+        /* With at least one worker the encoding completes, only slower. */
+        return e->n_threads > 0 ? 0 : r;
+}
+
+/* Waits for unit I; returns the encoding's error if it failed. */
+static int encoding_wait(encoding *e, size_t i) {
+        int r;
+
+        pthread_mutex_lock(&e->lock);
+        while (e->state[i] != UNIT_READY && e->error >= 0)
+                pthread_cond_wait(&e->changed, &e->lock);
+        r = e->state[i] == UNIT_READY ? 0 : e->error;
+        pthread_mutex_unlock(&e->lock);
+        return r;
+}
+
+/* Stops the workers (after their current unit) with R if R < 0, and joins them. */
+static void encoding_stop(encoding *e, int r) {
+        pthread_mutex_lock(&e->lock);
+        if (r < 0 && e->error >= 0)
+                e->error = r;
+        pthread_mutex_unlock(&e->lock);
+        for (unsigned i = 0; i < e->n_threads; i++)
+                pthread_join(e->threads[i], NULL);
+        e->n_threads = 0;
+        pf_cache_job_end(e->job);
+        e->job = NULL;
+}
+
+/* --- Manifests and plans. */
+
+static void manifest_key(const pf_format *self, const pf_view *view, int level, uint8_t key[32]) {
+        char header[256];
+        gcry_md_hd_t md;
+        int n;
+
+        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+                abort();
+        n = snprintf(header, sizeof(header), "%s %s %s %d", MANIFEST_LAYOUT, self->file_name, self->codec->name,
+                     level);
+        gcry_md_write(md, header, (size_t) n + 1);
+        gcry_md_write(md, view->closure->id, 32);
+        gcry_md_write(md, view->options->id, 32);
+        memcpy(key, gcry_md_read(md, GCRY_MD_SHA256), 32);
+        gcry_md_close(md);
+}
+
+typedef struct pins {
+        pf_cache *cache;
+        uint8_t (*keys)[32];
+        size_t n;
+} pins;
+
+static void pins_free(void *userdata) {
+        pins *p = userdata;
+
+        for (size_t i = 0; i < p->n; i++)
+                pf_cache_unpin(p->cache, p->keys[i]);
+        free(p->keys);
+        free(p);
+}
+
+/* Makes the plan over OBJS (one per key), taking over their pins and memfds. */
+static int plan_from_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_cache_object *objs, size_t n,
+                             pf_plan **ret) {
+        pf_plan_builder *b = NULL;
+        pins *p = calloc(1, sizeof(*p));
+        int r;
+
+        if (!p || !(p->keys = malloc(MAX(n, (size_t) 1) * 32))) {
+                free(p);
+                return -ENOMEM;
+        }
+        p->cache = cache;
+        r = pf_plan_builder_new(&b);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (objs[i].path) {
+                        /* Pinned: the plan's pin set now holds it. */
+                        memcpy(p->keys[p->n++], keys[i], 32);
+                        const char *path = pf_plan_intern(b, objs[i].path);
+                        r = path ? pf_plan_add_file(b, path, objs[i].size, objs[i].mtime, 0, objs[i].size) : -ENOMEM;
+                } else {
+                        char name[64];
+                        char hex[17];
+                        pf_hex(keys[i], 8, hex);
+                        snprintf(name, sizeof(name), "uncached unit %s", hex);
+                        const char *iname = pf_plan_intern(b, name);
+                        r = iname ? pf_plan_add_owned_fd(b, objs[i].fd, iname, objs[i].size, 0, objs[i].size)
+                                  : -ENOMEM;
+                        objs[i].fd = -1;
+                }
+                free(objs[i].path);
+                objs[i].path = NULL;
+        }
+        /* Whatever is left unconsumed still holds pins and fds. */
+        for (size_t i = 0; i < n; i++) {
+                if (objs[i].path)
+                        pf_cache_unpin(cache, keys[i]);
+                pf_cache_object_done(&objs[i]);
+        }
+        if (r < 0) {
+                pf_plan_builder_free(b);
+                pins_free(p);
+                return r;
+        }
+        return pf_plan_builder_finish(b, NULL, p, pins_free, ret);
+}
+
+/* The pack from its cached manifest: 1 and *ret, or 0 if any part is missing. */
+static int plan_from_manifest(const uint8_t key[32], pf_cache *cache, pf_plan **ret) {
+        _cleanup_free_ uint8_t (*keys)[32] = NULL;
+        _cleanup_free_ pf_cache_object *objs = NULL;
+        size_t n;
+        int r;
+
+        r = pf_cache_manifest_get(cache, key, &keys, &n);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        objs = calloc(MAX(n, (size_t) 1), sizeof(*objs));
+        if (!objs)
+                return -ENOMEM;
+        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) keys, n, objs);
+        if (r < 0)
+                return r;
+        if ((size_t) r < n) {
+                for (size_t i = 0; i < n; i++) {
+                        if (objs[i].path)
+                                pf_cache_unpin(cache, keys[i]);
+                        pf_cache_object_done(&objs[i]);
+                }
+                return 0;
+        }
+        r = plan_from_objects(cache, (const uint8_t (*)[32]) keys, objs, n, ret);
+        return r < 0 ? r : 1;
+}
+
+static int base_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+        if (view->plan_of)
+                return view->plan_of(view, self->base, ret);
+        return self->base->plan(self->base, view, ret);
+}
+
+static void job_name(const pf_format *self, const pf_view *view, char *buf, size_t size) {
+        snprintf(buf, size, "%s/%s", view->name, self->file_name);
+}
+
+static double seconds_since(const struct timespec *start) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double) (now.tv_sec - start->tv_sec) + (double) (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void log_summary(const encoding *e, const char *name, size_t encoded, uint64_t in_bytes,
+                        const struct timespec *start) {
+        uint64_t out_bytes = 0;
+        for (size_t i = 0; i < e->n_units; i++)
+                out_bytes += e->objs[i].size;
+        log_info("%s: encoded %zu of %zu units (%llu bytes in) in %.2f s, %zu from the cache; %llu bytes", name,
+                 encoded, e->n_units, (unsigned long long) in_bytes, seconds_since(start), e->n_units - encoded,
+                 (unsigned long long) out_bytes);
+}
+
+static void store_manifest(const encoding *e, const uint8_t key[32]) {
+        _cleanup_free_ uint8_t (*keys)[32] = NULL;
+
+        if (!e->cache)
+                return;
+        for (size_t i = 0; i < e->n_units; i++)
+                if (!e->objs[i].path)
+                        return; /* some parts live in memory only */
+        keys = malloc(MAX(e->n_units, (size_t) 1) * 32);
+        if (!keys)
+                return;
+        for (size_t i = 0; i < e->n_units; i++)
+                memcpy(keys[i], e->units[i].key, 32);
+        if (pf_cache_manifest_put(e->cache, key, (const uint8_t (*)[32]) keys, e->n_units) < 0)
+                log_warning("cache: cannot record a manifest; the next mount looks its parts up again");
+}
+
+int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+        int level = codec_level(self, view);
+        uint8_t key[32];
+        char name[1024];
+        pf_plan *base = NULL;
+        encoding e = {};
+        struct timespec start;
+        size_t missing = 0;
+        uint64_t missing_bytes;
+        int r;
+
+        manifest_key(self, view, level, key);
+        if (view->cache) {
+                r = plan_from_manifest(key, view->cache, ret);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        job_name(self, view, name, sizeof(name));
+        r = base_plan(self, view, &base);
+        if (r < 0)
+                return r;
+        r = encoding_init(&e, base, self->codec, level, view->cache);
+        if (r < 0)
+                goto out;
+        missing_bytes = encoding_missing_bytes(&e, &missing);
+        r = encoding_start(&e, name);
+        for (size_t i = 0; i < e.n_units && r >= 0; i++)
+                r = encoding_wait(&e, i);
+        encoding_stop(&e, r);
+        if (r < 0) {
+                log_error_errno(r, "%s: encoding failed", name);
+                goto out;
+        }
+        if (missing > 0)
+                log_summary(&e, name, missing, missing_bytes, &start);
+        store_manifest(&e, key);
+        {
+                _cleanup_free_ uint8_t (*keys)[32] = malloc(MAX(e.n_units, (size_t) 1) * 32);
+                if (!keys) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                for (size_t i = 0; i < e.n_units; i++)
+                        memcpy(keys[i], e.units[i].key, 32);
+                r = plan_from_objects(view->cache, (const uint8_t (*)[32]) keys, e.objs, e.n_units, ret);
+        }
+out:
+        encoding_done(&e);
+        pf_plan_unref(base);
+        return r;
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+        const uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t k = write(fd, p, len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                p += k;
+                len -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Copies object O to OUT; the object's own errors (read side) are logged. */
+static int copy_object(const pf_cache_object *o, int out, uint8_t *buf) {
+        _cleanup_close_ int fd = -1;
+        int in = o->fd;
+
+        if (o->path) {
+                fd = open(o->path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return log_error_errno(negative_errno(), "%s", o->path);
+                in = fd;
+        }
+        for (uint64_t off = 0; off < o->size;) {
+                ssize_t k = pread(in, buf, (size_t) MIN(o->size - off, (uint64_t) COPY_BUFFER_SIZE), (off_t) off);
+                if (k <= 0)
+                        return log_error_errno(k < 0 ? negative_errno() : -EIO, "%s: short read",
+                                               o->path ? o->path : "uncached unit");
+                int r = write_all(out, buf, (size_t) k);
+                if (r < 0)
+                        return r;
+                off += (uint64_t) k;
+        }
+        return 0;
+}
+
+int pf_compressed_stream(const pf_format *self, const pf_view *view, int fd) {
+        _cleanup_free_ uint8_t *buf = malloc(COPY_BUFFER_SIZE);
+        int level = codec_level(self, view);
+        pf_plan *plan = NULL, *base = NULL;
+        uint8_t key[32];
+        char name[1024];
+        encoding e = {};
+        struct timespec start;
+        size_t missing = 0;
+        uint64_t missing_bytes;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        manifest_key(self, view, level, key);
+        if (view->cache) {
+                r = plan_from_manifest(key, view->cache, &plan);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        for (uint64_t off = 0; off < pf_plan_size(plan) && r >= 0;) {
+                                ssize_t k = pf_plan_pread(plan, buf, COPY_BUFFER_SIZE, off);
+                                r = k <= 0 ? (k < 0 ? (int) k : -EIO) : write_all(fd, buf, (size_t) k);
+                                off += k > 0 ? (uint64_t) k : 0;
+                        }
+                        pf_plan_unref(plan);
+                        return r;
+                }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        job_name(self, view, name, sizeof(name));
+        r = base_plan(self, view, &base);
+        if (r < 0)
+                return r;
+        r = encoding_init(&e, base, self->codec, level, view->cache);
+        if (r < 0)
+                goto out;
+        missing_bytes = encoding_missing_bytes(&e, &missing);
+        r = encoding_start(&e, name);
+        /* Units go out in order as they are ready; uncached ones are released
+         * as soon as they are written. */
+        for (size_t i = 0; i < e.n_units && r >= 0; i++) {
+                r = encoding_wait(&e, i);
+                if (r >= 0)
+                        r = copy_object(&e.objs[i], fd, buf);
+                if (r >= 0 && e.objs[i].fd >= 0) {
+                        pthread_mutex_lock(&e.lock);
+                        close(e.objs[i].fd);
+                        e.objs[i].fd = -1;
+                        pthread_mutex_unlock(&e.lock);
+                }
+        }
+        encoding_stop(&e, r);
+        if (r < 0)
+                goto out;
+        if (missing > 0)
+                log_summary(&e, name, missing, missing_bytes, &start);
+        store_manifest(&e, key);
+out:
+        encoding_done(&e);
+        pf_plan_unref(base);
+        return r;
+}

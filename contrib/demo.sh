@@ -41,7 +41,8 @@ cat > "$demo/packfs.ini" <<'INI'
 symlinks = /bin=bin
 INI
 
-"$packfs" mount "${store[@]}" --profiles "$demo/profiles" --config "$demo/packfs.ini" "$mnt"
+"$packfs" mount "${store[@]}" --profiles "$demo/profiles" --config "$demo/packfs.ini" \
+        --cache "$demo/cache" "$mnt"
 
 echo "== packfs mounted at $mnt"
 echo "\$ ls $mnt"
@@ -59,4 +60,10 @@ echo "\$ diff -r --no-dereference $demo/unpacked$demo/store $demo/store && echo 
 diff -r --no-dereference "$demo/unpacked$demo/store" "$demo/store" && echo identical
 echo "\$ $demo/unpacked$hello/bin/hello"
 "$demo/unpacked$hello/bin/hello"
+for z in "gzip -dc:gz" "xz -dc:xz" "zstd -dcq:zst"; do
+        echo "\$ ${z%%:*} < $mnt/demo/pack.tar.${z##*:} | cmp - $mnt/demo/pack.tar && echo identical"
+        ${z%%:*} < "$mnt/demo/pack.tar.${z##*:}" | cmp - "$mnt/demo/pack.tar" && echo identical
+done
+echo "\$ packfs status --cache $demo/cache"
+"$packfs" status --cache "$demo/cache"
 echo "== done; unmount with: umount $mnt"

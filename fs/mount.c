@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "mount.h"
 #include "packfs/log.h"
@@ -57,6 +59,8 @@ typedef struct fs {
         pthread_once_t readahead_once;
         uid_t uid;
         gid_t gid;
+        int ready_fd;           /* daemon: tells the waiting parent INIT went through; -1 after */
+        unsigned max_read;      /* -o max_read=N, which op_init must repeat to libfuse */
         /* Guards the inode table (buckets, nodes, n_nodes). Nodes are never freed
          * before unmount, so a node pointer stays valid after the lock is dropped. */
         pthread_mutex_t lock;
@@ -546,7 +550,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_err(req, EROFS);
 }
 
+static void daemon_ready(fs *f);
+
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
+        fs *f = userdata;
+
+        /* libfuse refuses INIT unless init() asks for the max_read it was given. */
+        if (f->max_read)
+                conn->max_read = f->max_read;
+        daemon_ready(f);
         if (conn->capable & FUSE_CAP_SPLICE_WRITE)
                 conn->want |= FUSE_CAP_SPLICE_WRITE;
         conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
@@ -594,11 +606,68 @@ static void raise_readahead(void) {
                 fprintf(fp, "%d\n", READ_CHUNK / 1024);
 }
 
+/* Unlike fuse_daemonize(), the parent waits until the kernel's INIT went
+ * through, so an option libfuse only refuses then (max_read=...) is an error
+ * and a non-zero exit, not a silent exit 0 with nothing mounted. The daemon
+ * keeps the terminal's stderr until then, so such errors show there. */
+static int daemonize(fs *f) {
+        int pipefd[2], devnull;
+        pid_t pid;
+        char status;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return log_error_errno(negative_errno(), "pipe");
+        pid = fork();
+        if (pid < 0) {
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return log_error_errno(negative_errno(), "fork");
+        }
+        if (pid > 0) {
+                int wstatus;
+                close(pipefd[1]);
+                if (read(pipefd[0], &status, 1) == 1)
+                        _exit(EXIT_SUCCESS);
+                waitpid(pid, &wstatus, 0);
+                log_error("%s: the kernel did not accept the mount (see above)", f->mountpoint);
+                _exit(EXIT_FAILURE);
+        }
+        close(pipefd[0]);
+        f->ready_fd = pipefd[1];
+        if (setsid() < 0 || chdir("/") < 0)
+                return log_error_errno(negative_errno(), "daemonize");
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull >= 0) {
+                dup2(devnull, STDIN_FILENO);
+                close(devnull);
+        }
+        return 0;
+}
+
+static void daemon_ready(fs *f) {
+        int devnull;
+        char ok = 0;
+
+        if (f->ready_fd < 0)
+                return;
+        pf_log_open(PF_LOG_SYSLOG, LOG_INFO);
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull >= 0) {
+                dup2(devnull, STDOUT_FILENO);
+                dup2(devnull, STDERR_FILENO);
+                close(devnull);
+        }
+        log_info("serving %s", f->mountpoint);
+        (void) !write(f->ready_fd, &ok, 1);
+        close(f->ready_fd);
+        f->ready_fd = -1;
+}
+
 int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts, bool foreground, bool debug) {
         struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
         struct fuse_loop_config *loop = NULL;
         struct fuse_session *se = NULL;
-        fs f = { .packs = packs, .uid = getuid(), .gid = getgid(), .mountpoint = mountpoint,
+        fs f = { .packs = packs, .uid = getuid(), .gid = getgid(), .mountpoint = mountpoint, .ready_fd = -1,
                  .readahead_once = PTHREAD_ONCE_INIT };
         int r = -EIO;
 
@@ -607,6 +676,11 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         if (!intern_node(&f, NODE_ROOT, "", NULL, NULL))
                 return -ENOMEM;
 
+        if (fuse_opts) {
+                const char *m = strstr(fuse_opts, "max_read=");
+                if (m && (m == fuse_opts || m[-1] == ','))
+                        f.max_read = (unsigned) strtoul(m + strlen("max_read="), NULL, 10);
+        }
         fuse_opt_add_arg(&args, "packfs");
         fuse_opt_add_arg(&args, "-o");
         fuse_opt_add_arg(&args, "ro,fsname=packfs,subtype=packfs");
@@ -635,14 +709,14 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
                 goto out_signals;
         }
         if (!foreground) {
-                pf_log_open(PF_LOG_SYSLOG, LOG_INFO);
-                /* The daemon must not use the parent's SQLite connection: it would
+                /* The daemon must not use the parent's SQLite connections: it would
                  * not hold the parent's locks, and writers would then reset the WAL
                  * under it (a stale view of the database forever after). */
                 pf_store_disconnect(pf_packs_store(packs));
                 if (pf_packs_cache(packs))
                         pf_cache_disconnect(pf_packs_cache(packs));
-                if (fuse_daemonize(0) != 0)
+                r = daemonize(&f);
+                if (r < 0)
                         goto out_unmount;
                 r = pf_store_connect(pf_packs_store(packs));
                 if (r >= 0 && pf_packs_cache(packs))
@@ -651,7 +725,8 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
                         goto out_unmount;
                 r = -EIO;
         }
-        log_info("serving %s", mountpoint);
+        if (foreground)
+                log_info("serving %s", mountpoint);
 
         loop = fuse_loop_cfg_create();
         if (!loop)

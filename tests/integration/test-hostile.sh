@@ -207,6 +207,19 @@ printf '[demo]\nno-such-option = 1\n' >"$bad/bad.conf"
 check_refused "configuration with an unknown option" "no-such-option" "${opts[@]}" --db "$DB" --config "$bad/bad.conf"
 # (libfuse prints a line of its own before packfs's.)
 MAX_LINES=2 check_refused "unknown FUSE option" "no_such_fuse_option" "${opts[@]}" --db "$DB" -o no_such_fuse_option
+# libfuse checks max_read only at INIT, after the daemon has forked: the parent
+# waits for INIT, so the option works (or fails here), never an exit 0 with
+# nothing mounted; and the daemon's messages go to syslog, not the terminal.
+mr=$WORK/mnt-max-read
+mkdir -p "$mr"
+MOUNTS+=("$mr")
+rc=0
+err=$(timeout 30 "$PACKFS" mount "${opts[@]}" --db "$DB" --cache "$WORK/cache" -o max_read=65536 "$mr" 2>&1) || rc=$?
+check_eq "daemon with -o max_read=65536: exit 0, nothing printed" "0:" "$rc:$err"
+check "daemon with -o max_read=65536 is mounted" is_packfs_mounted "$mr"
+check "and serves pack.tar as packfs build makes it" \
+        cmp "$mr/good/pack.tar" <("$PACKFS" build "${opts[@]}" --db "$DB" --cache "$WORK/cache" good/pack.tar -o -)
+unmount_quiet "$mr"
 check_fails "packfs build with a corrupt database fails" "$bad/random.sqlite" \
         T "$PACKFS" build --store "$STORE" --db "$bad/random.sqlite" good/pack.tar -o -
 

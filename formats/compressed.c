@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "packfs/compressed.h"
+#include "packfs/io.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 
@@ -566,15 +567,56 @@ static void store_manifest(const encoding *e, const uint8_t key[32]) {
                 log_warning("cache: cannot record a manifest; the next mount looks its parts up again");
 }
 
-int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
-        int level = codec_level(self, view);
-        uint8_t key[32];
+/* One pack's encoding from its base plan: what plan() and stream() share. */
+typedef struct pack_encoding {
+        encoding e;
+        pf_plan *base;          /* NULL until encoding_init() may run */
         char name[1024];
-        pf_plan *base = NULL;
-        encoding e = {};
         struct timespec start;
-        size_t missing = 0;
+        size_t missing;
         uint64_t missing_bytes;
+} pack_encoding;
+
+/* Plans the base, cuts it into units, looks them up, and starts encoding the
+ * missing ones. */
+static int pack_encoding_begin(pack_encoding *pe, const pf_format *self, const pf_view *view, int level) {
+        int r;
+
+        *pe = (pack_encoding) {};
+        clock_gettime(CLOCK_MONOTONIC, &pe->start);
+        job_name(self, view, pe->name, sizeof(pe->name));
+        r = base_plan(self, view, &pe->base);
+        if (r < 0)
+                return r;
+        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache);
+        if (r < 0)
+                return r;
+        pe->missing_bytes = encoding_missing_bytes(&pe->e, &pe->missing);
+        return encoding_start(&pe->e, pe->name);
+}
+
+/* Stops the workers (with R < 0: at once), then logs and records the result. */
+static int pack_encoding_end(pack_encoding *pe, int r, const uint8_t manifest[32]) {
+        encoding_stop(&pe->e, r);
+        if (r < 0)
+                return log_error_errno(r, "%s: encoding failed", pe->name);
+        if (pe->missing > 0)
+                log_summary(&pe->e, pe->name, pe->missing, pe->missing_bytes, &pe->start);
+        store_manifest(&pe->e, manifest);
+        return 0;
+}
+
+static void pack_encoding_done(pack_encoding *pe) {
+        if (pe->base)
+                encoding_done(&pe->e);
+        pf_plan_unref(pe->base);
+}
+
+int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+        _cleanup_free_ uint8_t (*keys)[32] = NULL;
+        int level = codec_level(self, view);
+        pack_encoding pe;
+        uint8_t key[32];
         int r;
 
         manifest_key(self, view, level, key);
@@ -583,54 +625,23 @@ int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        job_name(self, view, name, sizeof(name));
-        r = base_plan(self, view, &base);
-        if (r < 0)
-                return r;
-        r = encoding_init(&e, base, self->codec, level, view->cache);
-        if (r < 0)
-                goto out;
-        missing_bytes = encoding_missing_bytes(&e, &missing);
-        r = encoding_start(&e, name);
-        for (size_t i = 0; i < e.n_units && r >= 0; i++)
-                r = encoding_wait(&e, i);
-        encoding_stop(&e, r);
-        if (r < 0) {
-                log_error_errno(r, "%s: encoding failed", name);
-                goto out;
-        }
-        if (missing > 0)
-                log_summary(&e, name, missing, missing_bytes, &start);
-        store_manifest(&e, key);
-        {
-                _cleanup_free_ uint8_t (*keys)[32] = malloc(MAX(e.n_units, (size_t) 1) * 32);
-                if (!keys) {
+        r = pack_encoding_begin(&pe, self, view, level);
+        for (size_t i = 0; r >= 0 && i < pe.e.n_units; i++)
+                r = encoding_wait(&pe.e, i);
+        if (pe.base)
+                r = pack_encoding_end(&pe, r, key);
+        if (r >= 0) {
+                keys = malloc(MAX(pe.e.n_units, (size_t) 1) * 32);
+                if (!keys)
                         r = -ENOMEM;
-                        goto out;
-                }
-                for (size_t i = 0; i < e.n_units; i++)
-                        memcpy(keys[i], e.units[i].key, 32);
-                r = plan_from_objects(view->cache, (const uint8_t (*)[32]) keys, e.objs, e.n_units, ret);
         }
-out:
-        encoding_done(&e);
-        pf_plan_unref(base);
+        if (r >= 0) {
+                for (size_t i = 0; i < pe.e.n_units; i++)
+                        memcpy(keys[i], pe.e.units[i].key, 32);
+                r = plan_from_objects(view->cache, (const uint8_t (*)[32]) keys, pe.e.objs, pe.e.n_units, ret);
+        }
+        pack_encoding_done(&pe);
         return r;
-}
-
-static int write_all(int fd, const void *buf, size_t len) {
-        const uint8_t *p = buf;
-        while (len > 0) {
-                ssize_t k = write(fd, p, len);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                p += k;
-                len -= (size_t) k;
-        }
-        return 0;
 }
 
 /* Copies object O to OUT; the object's own errors (read side) are logged. */
@@ -649,7 +660,7 @@ static int copy_object(const pf_cache_object *o, int out, uint8_t *buf) {
                 if (k <= 0)
                         return log_error_errno(k < 0 ? negative_errno() : -EIO, "%s: short read",
                                                o->path ? o->path : "uncached unit");
-                int r = write_all(out, buf, (size_t) k);
+                int r = pf_write_all(out, buf, (size_t) k);
                 if (r < 0)
                         return r;
                 off += (uint64_t) k;
@@ -660,13 +671,9 @@ static int copy_object(const pf_cache_object *o, int out, uint8_t *buf) {
 int pf_compressed_stream(const pf_format *self, const pf_view *view, int fd) {
         _cleanup_free_ uint8_t *buf = malloc(COPY_BUFFER_SIZE);
         int level = codec_level(self, view);
-        pf_plan *plan = NULL, *base = NULL;
+        pf_plan *plan = NULL;
+        pack_encoding pe;
         uint8_t key[32];
-        char name[1024];
-        encoding e = {};
-        struct timespec start;
-        size_t missing = 0;
-        uint64_t missing_bytes;
         int r;
 
         if (!buf)
@@ -679,44 +686,29 @@ int pf_compressed_stream(const pf_format *self, const pf_view *view, int fd) {
                 if (r > 0) {
                         for (uint64_t off = 0; off < pf_plan_size(plan) && r >= 0;) {
                                 ssize_t k = pf_plan_pread(plan, buf, COPY_BUFFER_SIZE, off);
-                                r = k <= 0 ? (k < 0 ? (int) k : -EIO) : write_all(fd, buf, (size_t) k);
+                                r = k <= 0 ? (k < 0 ? (int) k : -EIO) : pf_write_all(fd, buf, (size_t) k);
                                 off += k > 0 ? (uint64_t) k : 0;
                         }
                         pf_plan_unref(plan);
                         return r;
                 }
         }
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        job_name(self, view, name, sizeof(name));
-        r = base_plan(self, view, &base);
-        if (r < 0)
-                return r;
-        r = encoding_init(&e, base, self->codec, level, view->cache);
-        if (r < 0)
-                goto out;
-        missing_bytes = encoding_missing_bytes(&e, &missing);
-        r = encoding_start(&e, name);
+        r = pack_encoding_begin(&pe, self, view, level);
         /* Units go out in order as they are ready; uncached ones are released
          * as soon as they are written. */
-        for (size_t i = 0; i < e.n_units && r >= 0; i++) {
-                r = encoding_wait(&e, i);
+        for (size_t i = 0; r >= 0 && i < pe.e.n_units; i++) {
+                r = encoding_wait(&pe.e, i);
                 if (r >= 0)
-                        r = copy_object(&e.objs[i], fd, buf);
-                if (r >= 0 && e.objs[i].fd >= 0) {
-                        pthread_mutex_lock(&e.lock);
-                        close(e.objs[i].fd);
-                        e.objs[i].fd = -1;
-                        pthread_mutex_unlock(&e.lock);
+                        r = copy_object(&pe.e.objs[i], fd, buf);
+                if (r >= 0 && pe.e.objs[i].fd >= 0) {
+                        pthread_mutex_lock(&pe.e.lock);
+                        close(pe.e.objs[i].fd);
+                        pe.e.objs[i].fd = -1;
+                        pthread_mutex_unlock(&pe.e.lock);
                 }
         }
-        encoding_stop(&e, r);
-        if (r < 0)
-                goto out;
-        if (missing > 0)
-                log_summary(&e, name, missing, missing_bytes, &start);
-        store_manifest(&e, key);
-out:
-        encoding_done(&e);
-        pf_plan_unref(base);
+        if (pe.base)
+                r = pack_encoding_end(&pe, r, key);
+        pack_encoding_done(&pe);
         return r;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mount.h"
+#include "packfs/io.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/storewrite.h"
@@ -269,20 +270,6 @@ static int cmd_mount(cli *c, char **args, int n) {
         return r;
 }
 
-static int write_all(int fd, const void *buf, size_t len) {
-        const uint8_t *p = buf;
-        while (len > 0) {
-                ssize_t k = write(fd, p, len);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                p += k;
-                len -= (size_t) k;
-        }
-        return 0;
-}
-
 static int cmd_build(cli *c, char **args, int n) {
         _cleanup_free_ char *view = NULL, *item = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
@@ -344,7 +331,7 @@ static int cmd_build(cli *c, char **args, int n) {
                         log_error_errno(r, "build: %s at offset %llu", args[0], (unsigned long long) off);
                         goto out;
                 }
-                r = write_all(out_fd, buf, (size_t) k);
+                r = pf_write_all(out_fd, buf, (size_t) k);
                 if (r < 0) {
                         log_error_errno(r, "build: writing %s", c->output ? c->output : "stdout");
                         goto out;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "packfs/cache.h"
+#include "packfs/io.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "sqlite-util.h"
@@ -477,20 +478,6 @@ out:
         sqlite3_finalize(del);
 }
 
-static int write_all(int fd, const void *buf, size_t len) {
-        const uint8_t *p = buf;
-        while (len > 0) {
-                ssize_t k = write(fd, p, len);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                p += k;
-                len -= (size_t) k;
-        }
-        return 0;
-}
-
 static int memfd_new(void) {
         int fd = memfd_create("packfs-uncached", MFD_CLOEXEC);
         return fd >= 0 ? fd : log_error_errno(negative_errno(), "memfd_create");
@@ -526,7 +513,7 @@ static int writer_to_memory(pf_cache_writer *w) {
                 if (k <= 0)
                         r = k < 0 ? negative_errno() : -EIO;
                 else {
-                        r = write_all(fd, buf, (size_t) k);
+                        r = pf_write_all(fd, buf, (size_t) k);
                         off += (uint64_t) k;
                 }
         }
@@ -580,12 +567,12 @@ int pf_cache_writer_new(pf_cache *c, const uint8_t key[32], pf_cache_writer **re
 }
 
 int pf_cache_writer_write(pf_cache_writer *w, const void *buf, size_t len) {
-        int r = write_all(w->fd, buf, len);
+        int r = pf_write_all(w->fd, buf, len);
 
         if (r < 0 && is_disk_full(r) && w->tmp_path) {
                 r = writer_to_memory(w);
                 if (r >= 0)
-                        r = write_all(w->fd, buf, len);
+                        r = pf_write_all(w->fd, buf, len);
         }
         if (r < 0)
                 return r;

@@ -482,12 +482,13 @@ START_TEST(test_real_items) {
 }
 END_TEST
 
-/* The closure of a 10,000-item store must take less than 100 ms; sanitizer builds
- * instrument every access and get a looser bound. */
+/* The target is 100 ms for a 10,000-item store (bench/run.sh measures it); this
+ * bound only catches a change of complexity, with room for a loaded CI machine
+ * (seen at 141 ms while a benchmark used both cores) and sanitizers. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CLOSURE_LIMIT_MS 2000
+#define CLOSURE_LIMIT_MS 4000
 #else
-#define CLOSURE_LIMIT_MS 100
+#define CLOSURE_LIMIT_MS 1000
 #endif
 
 /* Nanoseconds of CLOCK_MONOTONIC. */

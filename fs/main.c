@@ -201,9 +201,7 @@ static int open_cache(const cli *c, const char *owner, pf_cache **ret) {
                 log_warning("no usable cache (%s); compressed packs are encoded without caching", strerror(-r));
                 return 0;
         }
-        if (r < 0)
-                log_error("cache %s: %s", c->cache_dir, strerror(-r));
-        return r;
+        return r; /* pf_cache_open() said what failed */
 }
 
 static int open_packs(cli *c, bool need_profiles, const char *owner, pf_packs **ret) {

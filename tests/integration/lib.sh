@@ -257,8 +257,21 @@ wait_mounted() {
         return 1
 }
 
+# cache_option OPTIONS...: sets CACHE_OPTION to `--cache $WORK/cache` unless
+# OPTIONS already name a cache (tests never use the default /var/cache/packfs).
+cache_option() {
+        local a
+        CACHE_OPTION=(--cache "$WORK/cache")
+        for a in "$@"; do
+                if [[ $a == --cache || $a == --cache=* ]]; then
+                        CACHE_OPTION=()
+                fi
+        done
+}
+
 # mount_packfs MNT [OPTIONS...]: runs `packfs mount -f` in the background with the
-# test store, logging to $WORK/<mnt>.log (MOUNT_LOG) and setting MOUNT_PID.
+# test store (and cache, see cache_option), logging to $WORK/<mnt>.log (MOUNT_LOG)
+# and setting MOUNT_PID.
 mount_packfs() {
         local mnt=$1
         shift
@@ -266,21 +279,26 @@ mount_packfs() {
         MOUNT_LOG=$WORK/$(basename "$mnt").log
         [[ " ${LOGS[*]} " == *" $MOUNT_LOG "* ]] || LOGS+=("$MOUNT_LOG")
         MOUNTS+=("$mnt")
-        "$PACKFS" mount -f --store "$STORE" --db "$DB" --profiles "$PROFILES" "$@" "$mnt" 2>>"$MOUNT_LOG" &
+        cache_option "$@"
+        "$PACKFS" mount -f --store "$STORE" --db "$DB" --profiles "$PROFILES" "${CACHE_OPTION[@]}" "$@" "$mnt" \
+                2>>"$MOUNT_LOG" &
         MOUNT_PID=$!
         PIDS+=("$MOUNT_PID")
         wait_mounted "$mnt" "$MOUNT_PID" || die "packfs mount $mnt did not come up; log: $(cat "$MOUNT_LOG")"
 }
 
-# mount_packfs_daemon MNT [OPTIONS...]: as `packfs mount` is used (daemonizes);
-# sets MOUNT_PID to the daemon found by its (unique) mountpoint argument.
+# mount_packfs_daemon MNT [OPTIONS...]: as `packfs mount` is used (daemonizes), with
+# the test cache as mount_packfs; sets MOUNT_PID to the daemon found by its (unique)
+# mountpoint argument.
 mount_packfs_daemon() {
         local mnt=$1 rc=0 p m
         shift
         mkdir -p "$mnt"
         mnt=$(realpath "$mnt")
         MOUNTS+=("$mnt")
-        timeout 30 "$PACKFS" mount --store "$STORE" --db "$DB" --profiles "$PROFILES" "$@" "$mnt" || rc=$?
+        cache_option "$@"
+        timeout 30 "$PACKFS" mount --store "$STORE" --db "$DB" --profiles "$PROFILES" "${CACHE_OPTION[@]}" "$@" \
+                "$mnt" || rc=$?
         ((rc == 0)) || die "packfs mount (daemon) $mnt exited $rc"
         is_packfs_mounted "$mnt" || die "packfs mount (daemon) exited 0 but $mnt is not mounted"
         MOUNT_PID=
@@ -338,9 +356,11 @@ abort_mounts() {
 T() {
         local rc=0 watchdog limit=${T_LIMIT:-60}
         (
-                sleep "$limit" &
+                # The trap first, and the sleep on /dev/null: a sleep orphaned by a
+                # TERM that came early must not hold the pipe of a $(T ...) open.
+                trap 'kill ${s:-} 2>/dev/null; exit 0' TERM
+                sleep "$limit" >/dev/null 2>&1 &
                 s=$!
-                trap 'kill $s 2>/dev/null; exit 0' TERM
                 wait "$s"
                 abort_mounts "'$*' still running after $limit s"
         ) &

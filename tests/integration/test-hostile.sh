@@ -101,9 +101,9 @@ for p in evil-dotdot evil-notstore; do
         check_fails "$p/closure is refused" "$eio|$enoent" T cat "$MNT/$p/closure"
         check_fails "$p/pack.tar is refused" "$eio|$enoent" T cat "$MNT/$p/pack.tar"
         check_fails "packfs build $p/pack.tar fails" "" \
-                T "$PACKFS" build --store "$STORE" --db "$DB" --profiles "$PROFILES" "$p/pack.tar" -o "$WORK/out.tar"
+                T "$PACKFS" build --cache "$WORK/cache" --store "$STORE" --db "$DB" --profiles "$PROFILES" "$p/pack.tar" -o "$WORK/out.tar"
         check_eq "packfs build $p/pack.tar -o - writes nothing" 0 \
-                "$(T "$PACKFS" build --store "$STORE" --db "$DB" --profiles "$PROFILES" "$p/pack.tar" -o - 2>/dev/null |
+                "$(T "$PACKFS" build --cache "$WORK/cache" --store "$STORE" --db "$DB" --profiles "$PROFILES" "$p/pack.tar" -o - 2>/dev/null |
                         wc -c)"
 done
 check_contains "log: the ../ row is refused" "refusing row $STORE/../../etc" "$(cat "$log")"
@@ -221,7 +221,7 @@ check "and serves pack.tar as packfs build makes it" \
         cmp "$mr/good/pack.tar" <("$PACKFS" build "${opts[@]}" --db "$DB" --cache "$WORK/cache" good/pack.tar -o -)
 unmount_quiet "$mr"
 check_fails "packfs build with a corrupt database fails" "$bad/random.sqlite" \
-        T "$PACKFS" build --store "$STORE" --db "$bad/random.sqlite" good/pack.tar -o -
+        T "$PACKFS" build --cache "$WORK/cache" --store "$STORE" --db "$bad/random.sqlite" good/pack.tar -o -
 
 # A database corrupted after its schema: the mount may come up, but then every
 # access is an error, never bytes, and the server stays up.

@@ -351,7 +351,7 @@ check_eq "parallel reader of another pack" "${pack_sha[1]}" "$(cut -d' ' -f1 "$p
 
 # ---- packfs build: the same bytes without FUSE ----
 
-build() { T "$PACKFS" build --store "$STORE" --db "$DB" --profiles "$PROFILES" --config "$config" "$@"; }
+build() { T "$PACKFS" build --cache "$WORK/cache" --store "$STORE" --db "$DB" --profiles "$PROFILES" --config "$config" "$@"; }
 build demo/pack.tar -o "$WORK/built.tar" || fail "packfs build demo/pack.tar failed"
 check_eq "packfs build -o FILE equals the mount" "$ref_sha" "$(sha "$WORK/built.tar")"
 check_eq "packfs build -o - equals the mount" "$ref_sha" "$(build demo/pack.tar -o - | sha256sum | cut -d' ' -f1)"

@@ -139,7 +139,7 @@ for v in "${views[@]}"; do
                 done <<<"$closure"
         done
         check_eq "$v: packfs build gives the same bytes" "$(sha "$MNT/$v/pack.tar")" \
-                "$(T "$PACKFS" build --store "$STORE" --db "$DB" --profiles "$PROFILES" "$v/pack.tar" -o - |
+                "$(T "$PACKFS" build --cache "$WORK/cache" --store "$STORE" --db "$DB" --profiles "$PROFILES" "$v/pack.tar" -o - |
                         sha256sum | cut -d' ' -f1)"
 done
 check_eq "the user environment's bin links to top's" "$TOP/bin" "$(readlink "$WORK/ex-bsdtar/$P_ENV$ENV_ITEM/bin")"

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <libdeflate.h>
 #include <lzma.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getCParams */
@@ -19,6 +20,49 @@
 #include "packfs/macro.h"
 
 #define IO_BUFFER_SIZE (1024 * 1024)
+
+/* Encoder contexts are kept per thread and reused for the next unit: a fresh
+ * zstd or xz context per unit would allocate (and page-fault in) tens of MiB of
+ * tables and buffers, and start a worker thread, every few MiB of input. */
+typedef struct thread_contexts {
+        ZSTD_CCtx *zstd;
+        lzma_stream xz;
+        bool xz_used;
+} thread_contexts;
+
+static pthread_key_t contexts_key;
+static pthread_once_t contexts_once = PTHREAD_ONCE_INIT;
+
+static void contexts_free(void *p) {
+        thread_contexts *t = p;
+        ZSTD_freeCCtx(t->zstd);
+        if (t->xz_used)
+                lzma_end(&t->xz);
+        free(t);
+}
+
+static void contexts_init(void) {
+        if (pthread_key_create(&contexts_key, contexts_free) != 0)
+                abort();
+}
+
+static thread_contexts *contexts(void) {
+        thread_contexts *t;
+
+        pthread_once(&contexts_once, contexts_init);
+        t = pthread_getspecific(contexts_key);
+        if (t)
+                return t;
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return NULL;
+        t->xz = (lzma_stream) LZMA_STREAM_INIT;
+        if (pthread_setspecific(contexts_key, t) != 0) {
+                free(t);
+                return NULL;
+        }
+        return t;
+}
 
 /* gzip: one member per unit. Members are independent, as pigz --independent
  * makes them; a unit of several MiB loses nothing measurable to the restart of
@@ -103,7 +147,7 @@ static int lzma_errno(lzma_ret ret) {
 }
 
 static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
-        lzma_stream s = LZMA_STREAM_INIT;
+        thread_contexts *t = contexts();
         _cleanup_free_ uint8_t *in = malloc(IO_BUFFER_SIZE), *out = malloc(IO_BUFFER_SIZE);
         lzma_mt mt = {
                 .flags = 0,
@@ -117,30 +161,35 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
         lzma_ret ret;
         int r = 0;
 
-        if (!in || !out)
+        if (!t || !in || !out)
                 return -ENOMEM;
-        ret = lzma_stream_encoder_mt(&s, &mt);
+        /* Initialising a used stream again reuses its memory and threads. */
+        lzma_stream *sp = &t->xz;
+        t->xz_used = true;
+        ret = lzma_stream_encoder_mt(sp, &mt);
         if (ret != LZMA_OK)
                 return lzma_errno(ret);
-        s.next_out = out;
-        s.avail_out = IO_BUFFER_SIZE;
+        sp->next_in = NULL; /* nothing left over from a unit that failed */
+        sp->avail_in = 0;
+        sp->next_out = out;
+        sp->avail_out = IO_BUFFER_SIZE;
         for (;;) {
-                if (s.avail_in == 0 && left > 0) {
+                if (sp->avail_in == 0 && left > 0) {
                         size_t n = (size_t) MIN(left, (uint64_t) IO_BUFFER_SIZE);
                         r = read(userdata, in, n);
                         if (r < 0)
                                 goto out;
-                        s.next_in = in;
-                        s.avail_in = n;
+                        sp->next_in = in;
+                        sp->avail_in = n;
                         left -= n;
                 }
-                ret = lzma_code(&s, left == 0 ? LZMA_FINISH : LZMA_RUN);
-                if (s.avail_out == 0 || ret == LZMA_STREAM_END) {
-                        r = write(userdata, out, IO_BUFFER_SIZE - s.avail_out);
+                ret = lzma_code(sp, left == 0 ? LZMA_FINISH : LZMA_RUN);
+                if (sp->avail_out == 0 || ret == LZMA_STREAM_END) {
+                        r = write(userdata, out, IO_BUFFER_SIZE - sp->avail_out);
                         if (r < 0)
                                 goto out;
-                        s.next_out = out;
-                        s.avail_out = IO_BUFFER_SIZE;
+                        sp->next_out = out;
+                        sp->avail_out = IO_BUFFER_SIZE;
                 }
                 if (ret == LZMA_STREAM_END)
                         break;
@@ -150,7 +199,6 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
                 }
         }
 out:
-        lzma_end(&s);
         return r;
 }
 
@@ -176,16 +224,20 @@ static int zstd_errno(size_t ret) {
 }
 
 static int zstd_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
-        ZSTD_CCtx *c = ZSTD_createCCtx();
+        thread_contexts *t = contexts();
         _cleanup_free_ uint8_t *in = malloc(IO_BUFFER_SIZE), *out = malloc(IO_BUFFER_SIZE);
         uint64_t left = size;
+        ZSTD_CCtx *c;
         size_t ret;
         int r = 0;
 
-        if (!c || !in || !out) {
-                ZSTD_freeCCtx(c);
+        if (!t || !in || !out)
                 return -ENOMEM;
-        }
+        if (!t->zstd && !(t->zstd = ZSTD_createCCtx()))
+                return -ENOMEM;
+        c = t->zstd;
+        /* A new frame; the parameters are all set again below. */
+        ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
         /* nbWorkers >= 1 selects the MT format whatever the core count; the
          * checksum and the content size in the header are what zstd(1) writes. */
         if (ZSTD_isError(ret = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)) ||
@@ -225,7 +277,8 @@ static int zstd_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec
                         break;
         }
 out:
-        ZSTD_freeCCtx(c);
+        if (r < 0)
+                ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
         return r;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# packfs benchmark: the performance targets of issue 2, measured in one run.
+# packfs benchmark: the performance targets of issues 2 and 3, measured in one run.
 #
-#   bench/run.sh [--quick] [--rebuild] [--profile] [--reps N]
+#   bench/run.sh [--quick] [--rebuild] [--profile] [--reps N] [--xz-reps N]
+#                [--compressed-only | --no-compressed] [--codecs "zst gz xz"]
 #
 #   --quick    a small store (~55 MB, ~3,000 files) instead of the >=500 MB,
 #              >=15,000-file closure the targets are stated for
@@ -9,23 +10,33 @@
 #   --profile  afterwards, look at where the daemon's time goes while reading
 #              pack.tar: strace -c, perf stat, perf record (slows nothing measured)
 #   --reps N   best of N for every timing (default 3)
+#   --xz-reps N  cold runs of pack.tar.xz and of tar | xz (default 1: xz -6 of
+#              the full closure takes minutes); 0 skips xz
+#   --compressed-only  only the compressed packs of issue 3 (section h)
+#   --codecs LIST      which of them (default "zst gz xz")
+#   --no-compressed    only the pack.tar measurements of issue 2 (sections a-g)
 #
 # The store is built once from directories of /usr and cached under
 # $PACKFS_BENCH_DIR (default /var/tmp/packfs-bench, or ...-quick). Run as root
-# (FUSE mounts, the readahead knob in /sys, perf). Prints a table and writes it
-# to $PACKFS_BENCH_DIR/results-<date>.txt. See docs/performance.md.
+# (FUSE mounts, the readahead knob in /sys, perf). Every mount gets its own
+# --cache under $PACKFS_BENCH_DIR, never the system's. Prints a table and writes
+# it to $PACKFS_BENCH_DIR/results-<date>.txt. See docs/performance.md.
 set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-quick=0 rebuild=0 profile=0 reps=3
+quick=0 rebuild=0 profile=0 reps=3 xz_reps=1 issue2=1 compressed=1 codecs="zst gz xz"
 while [ $# -gt 0 ]; do
         case $1 in
         --quick) quick=1 ;;
         --rebuild) rebuild=1 ;;
         --profile) profile=1 ;;
         --reps) reps=$2; shift ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --xz-reps) xz_reps=$2; shift ;;
+        --compressed-only) issue2=0 ;;
+        --no-compressed) compressed=0 ;;
+        --codecs) codecs=$2; shift ;;
+        -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
         esac
         shift
@@ -52,6 +63,11 @@ fi
 store=$bench/store db=$bench/db.sqlite profiles=$bench/profiles profiles100=$bench/profiles100
 S=(--store "$store" --db "$db")
 mnt=$bench/mnt
+# Encoded packs (issue 3) go to caches of the bench's own: $cache for $mnt,
+# $cache_ls for the 100-profile mount, wiped when a measurement needs them cold.
+cache=$bench/cache cache_ls=$bench/cache-ls
+daemon_log=$bench/daemon.log
+profiles_gen=$bench/profiles-gen
 version=$("$packfs" --version)
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -86,11 +102,12 @@ unmount() {
         done
 }
 
-# mount_fs MOUNTPOINT PROFILES_ROOT: a fresh daemon, no plans, no kernel caches.
+# mount_fs MOUNTPOINT PROFILES_ROOT [CACHE]: a fresh daemon, no plans, no
+# kernel caches; the cache of encoded packs is CACHE (default $cache).
 mount_fs() {
         unmount "$1"
         mkdir -p "$1"
-        "$packfs" mount "${S[@]}" --profiles "$2" "$1"
+        "$packfs" mount "${S[@]}" --cache "${3:-$cache}" --profiles "$2" "$1"
         daemon_pid=$(find_daemon "$1")
 }
 
@@ -218,89 +235,297 @@ tar_size=$(eval "${tar_cmd% | cat > /dev/null}" | wc -c)
 bdi=$(awk -v m="$mnt" '$5 == m {print $3}' /proc/self/mountinfo)
 read_ahead=$(cat /sys/class/bdi/"$bdi"/read_ahead_kb 2>/dev/null || echo '?')
 
-log "(a)(b) streaming pack.tar vs GNU tar"
-# GNU tar and cat of pack.tar take turns, so both see the same machine; the
-# ratio is reported for the best of each and as the median of the pairs.
-t_tar= t_cat= pair_ratios=()
-for _ in $(seq "$reps"); do
-        t0=${EPOCHREALTIME/./}; eval "$tar_cmd"; t1=${EPOCHREALTIME/./}
+if [ $issue2 = 1 ]; then
+        log "(a)(b) streaming pack.tar vs GNU tar"
+        # GNU tar and cat of pack.tar take turns, so both see the same machine; the
+        # ratio is reported for the best of each and as the median of the pairs.
+        t_tar= t_cat= pair_ratios=()
+        for _ in $(seq "$reps"); do
+                t0=${EPOCHREALTIME/./}; eval "$tar_cmd"; t1=${EPOCHREALTIME/./}
+                evict "$pack"
+                t2=${EPOCHREALTIME/./}; cat "$pack" > /dev/null; t3=${EPOCHREALTIME/./}
+                a=$((t1 - t0)) b=$((t3 - t2))
+                if [ -z "$t_tar" ] || [ $a -lt "$t_tar" ]; then t_tar=$a; fi
+                if [ -z "$t_cat" ] || [ $b -lt "$t_cat" ]; then t_cat=$b; fi
+                pair_ratios+=("$(ratio $b $a)")
+        done
+        median_ratio=$(printf '%s\n' "${pair_ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+        best_of t_dd "evict $pack" "dd if=$pack of=/dev/null bs=1M status=none"
+        best_of t_cached "" "cat $pack > /dev/null"
+        best_of t_cold "mount_fs $mnt $profiles" "cat $pack > /dev/null"
+        best_of t_par "evict $pack" "for o in 0 1 2 3; do dd if=$pack of=/dev/null bs=1M skip=\$((o * $pack_size / 4)) count=$((pack_size / 4 / 1048576 + 1)) iflag=skip_bytes status=none & done; wait"
+
+        log "(d) daemon memory"
+        mount_fs "$mnt" "$profiles"
+        cat "$mnt/small/pack.tar" > /dev/null
+        rss_small=$(kib "$daemon_pid" VmHWM)
+        cat "$pack" > /dev/null
         evict "$pack"
-        t2=${EPOCHREALTIME/./}; cat "$pack" > /dev/null; t3=${EPOCHREALTIME/./}
-        a=$((t1 - t0)) b=$((t3 - t2))
-        if [ -z "$t_tar" ] || [ $a -lt "$t_tar" ]; then t_tar=$a; fi
-        if [ -z "$t_cat" ] || [ $b -lt "$t_cat" ]; then t_cat=$b; fi
-        pair_ratios+=("$(ratio $b $a)")
-done
-median_ratio=$(printf '%s\n' "${pair_ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-best_of t_dd "evict $pack" "dd if=$pack of=/dev/null bs=1M status=none"
-best_of t_cached "" "cat $pack > /dev/null"
-best_of t_cold "mount_fs $mnt $profiles" "cat $pack > /dev/null"
-best_of t_par "evict $pack" "for o in 0 1 2 3; do dd if=$pack of=/dev/null bs=1M skip=\$((o * $pack_size / 4)) count=$((pack_size / 4 / 1048576 + 1)) iflag=skip_bytes status=none & done; wait"
+        cat "$pack" > /dev/null
+        rss_seq=$(kib "$daemon_pid" VmHWM)
+        # 16 readers at once: as many requests in flight as the daemon has threads.
+        evict "$pack"
+        for o in $(seq 0 15); do
+                dd if="$pack" of=/dev/null bs=1M skip=$((o * pack_size / 16)) count=$((pack_size / 16 / 1048576 + 1)) \
+                        iflag=skip_bytes status=none &
+        done
+        wait
+        rss_big=$(kib "$daemon_pid" VmHWM)
+        rss_now=$(kib "$daemon_pid" VmRSS)
+        threads=$(kib "$daemon_pid" Threads)
+        # Plans stay cached (by count, not bytes): plan pack.tar of every item of the
+        # closure too, through the .store views.
+        for item in "${closure[@]}"; do stat -c %s "$mnt/.store/${item##*/}/pack.tar" > /dev/null; done
+        rss_views=$(kib "$daemon_pid" VmRSS)
 
-log "(d) daemon memory"
-mount_fs "$mnt" "$profiles"
-cat "$mnt/small/pack.tar" > /dev/null
-rss_small=$(kib "$daemon_pid" VmHWM)
-cat "$pack" > /dev/null
-evict "$pack"
-cat "$pack" > /dev/null
-rss_seq=$(kib "$daemon_pid" VmHWM)
-# 16 readers at once: as many requests in flight as the daemon has threads.
-evict "$pack"
-for o in $(seq 0 15); do
-        dd if="$pack" of=/dev/null bs=1M skip=$((o * pack_size / 16)) count=$((pack_size / 16 / 1048576 + 1)) \
-                iflag=skip_bytes status=none &
-done
-wait
-rss_big=$(kib "$daemon_pid" VmHWM)
-rss_now=$(kib "$daemon_pid" VmRSS)
-threads=$(kib "$daemon_pid" Threads)
-# Plans stay cached (by count, not bytes): plan pack.tar of every item of the
-# closure too, through the .store views.
-for item in "${closure[@]}"; do stat -c %s "$mnt/.store/${item##*/}/pack.tar" > /dev/null; done
-rss_views=$(kib "$daemon_pid" VmRSS)
+        log "(c) first byte"
+        best_of t_first "mount_fs $mnt $profiles" "head -c1 $pack > /dev/null"
+        best_of t_stat "mount_fs $mnt $profiles" "stat -c %s $pack > /dev/null"
+        best_of t_first2 "" "head -c1 $pack > /dev/null"
+        best_of t_middle "evict $pack" "dd if=$pack of=/dev/null bs=64k count=1 skip=$((pack_size / 2)) iflag=skip_bytes status=none"
 
-log "(c) first byte"
-best_of t_first "mount_fs $mnt $profiles" "head -c1 $pack > /dev/null"
-best_of t_stat "mount_fs $mnt $profiles" "stat -c %s $pack > /dev/null"
-best_of t_first2 "" "head -c1 $pack > /dev/null"
-best_of t_middle "evict $pack" "dd if=$pack of=/dev/null bs=64k count=1 skip=$((pack_size / 2)) iflag=skip_bytes status=none"
+        log "(e) ls of 100 profiles"
+        m100="$bench/mnt100 $profiles100 $cache_ls"
+        best_of t_ls "mount_fs $m100" "ls $bench/mnt100 > /dev/null"
+        best_of t_ls2 "" "ls $bench/mnt100 > /dev/null"
+        best_of t_lsl "mount_fs $m100" "ls -l $bench/mnt100 > /dev/null"
+        best_of t_lsl2 "" "ls -l $bench/mnt100 > /dev/null"
+        # ls -l of a view stats pack.tar.{gz,xz,zst}, which encodes them (SPEC: on
+        # first stat) unless the cache has them: measured both ways, never mixed.
+        unmount "$bench/mnt100"
+        rm -rf "$cache_ls"
+        mount_fs $m100
+        ls -l "$bench/mnt100/p000" > /dev/null
+        best_of t_lsview "mount_fs $m100" "ls -l $bench/mnt100/p000 > /dev/null"
+        best_of t_lsview_cold "unmount $bench/mnt100; rm -rf $cache_ls; mount_fs $m100" "ls -l $bench/mnt100/p000 > /dev/null"
+        n_ls=$(ls "$bench/mnt100" | wc -l)
+        unmount "$bench/mnt100"
 
-log "(e) ls of 100 profiles"
-best_of t_ls "mount_fs $bench/mnt100 $profiles100" "ls $bench/mnt100 > /dev/null"
-best_of t_ls2 "" "ls $bench/mnt100 > /dev/null"
-best_of t_lsl "mount_fs $bench/mnt100 $profiles100" "ls -l $bench/mnt100 > /dev/null"
-best_of t_lsl2 "" "ls -l $bench/mnt100 > /dev/null"
-best_of t_lsview "mount_fs $bench/mnt100 $profiles100" "ls -l $bench/mnt100/p000 > /dev/null"
-n_ls=$(ls "$bench/mnt100" | wc -l)
-unmount "$bench/mnt100"
+        log "(f) closures"
+        best_of t_closure "" "$packfs store closure ${S[*]} $big > /dev/null"
+        t_closure10k= n10k=
+        if [ -f "$bench/db10k.sqlite" ]; then
+                top=$(sqlite3 "$bench/db10k.sqlite" 'SELECT path FROM ValidPaths WHERE id = 10000')
+                n10k=$("$packfs" store closure --store "$bench/store10k" --db "$bench/db10k.sqlite" "$top" | wc -l)
+                best_of t_closure10k "" "$packfs store closure --store $bench/store10k --db $bench/db10k.sqlite $top > /dev/null"
+        fi
+        best_of t_true "" "$packfs --version > /dev/null"
 
-log "(f) closures"
-best_of t_closure "" "$packfs store closure ${S[*]} $big > /dev/null"
-t_closure10k= n10k=
-if [ -f "$bench/db10k.sqlite" ]; then
-        top=$(sqlite3 "$bench/db10k.sqlite" 'SELECT path FROM ValidPaths WHERE id = 10000')
-        n10k=$("$packfs" store closure --store "$bench/store10k" --db "$bench/db10k.sqlite" "$top" | wc -l)
-        best_of t_closure10k "" "$packfs store closure --store $bench/store10k --db $bench/db10k.sqlite $top > /dev/null"
+        log "(g) request sizes the kernel sends"
+        dbg=$bench/mntdbg
+        mkdir -p "$dbg"
+        "$packfs" mount -f -d "${S[@]}" --cache "$cache" --profiles "$profiles" "$dbg" > "$bench/debug.log" 2>&1 &
+        dbg_pid=$!
+        for _ in $(seq 100); do mountpoint -q "$dbg" && break; sleep 0.02; done
+        cat "$dbg/big/pack.tar" > /dev/null
+        evict "$dbg/big/pack.tar"
+        dd if="$dbg/big/pack.tar" of=/dev/null bs=4k count=4096 status=none
+        unmount "$dbg"
+        wait "$dbg_pid" || true
+        # READ requests and the sizes of their replies (16-byte header off).
+        read_sizes=$(awk '/opcode: READ/ { sub(",", "", $2); r[$2] = 1 }
+                /success, outsize:/ { u = $2; sub(",", "", u); if (u in r) { n[$5 - 16]++; delete r[u] } }
+                END { for (s in n) printf "%d KiB x %d\n", s / 1024, n[s] }' "$bench/debug.log" | sort -t' ' -k4 -rn | head -5 | paste -sd, -)
+        init_ra=$(grep -m2 max_readahead "$bench/debug.log" | tail -n1 | awk -F= '{print $2}')
 fi
-best_of t_true "" "$packfs --version > /dev/null"
 
-log "(g) request sizes the kernel sends"
-dbg=$bench/mntdbg
-mkdir -p "$dbg"
-"$packfs" mount -f -d "${S[@]}" --profiles "$profiles" "$dbg" > "$bench/debug.log" 2>&1 &
-dbg_pid=$!
-for _ in $(seq 100); do mountpoint -q "$dbg" && break; sleep 0.02; done
-cat "$dbg/big/pack.tar" > /dev/null
-evict "$dbg/big/pack.tar"
-dd if="$dbg/big/pack.tar" of=/dev/null bs=4k count=4096 status=none
-unmount "$dbg"
-wait "$dbg_pid" || true
-# READ requests and the sizes of their replies (16-byte header off).
-read_sizes=$(awk '/opcode: READ/ { sub(",", "", $2); r[$2] = 1 }
-        /success, outsize:/ { u = $2; sub(",", "", u); if (u in r) { n[$5 - 16]++; delete r[u] } }
-        END { for (s in n) printf "%d KiB x %d\n", s / 1024, n[s] }' "$bench/debug.log" | sort -t' ' -k4 -rn | head -5 | paste -sd, -)
-init_ra=$(grep -m2 max_readahead "$bench/debug.log" | tail -n1 | awk -F= '{print $2}')
+# --- compressed packs (issue 3) -------------------------------------------------
+
+# mount_fg MOUNTPOINT PROFILES_ROOT: a fresh daemon as mount_fs (cache $cache),
+# kept in the foreground (-f) with its log in $daemon_log, emptied first (older
+# logs are appended to $bench/daemon-all.log). The log has the daemon's
+# "VIEW/FILE: encoded N of M units ..." lines.
+fg_pid=
+mount_fg() {
+        unmount "$1"
+        if [ -n "$fg_pid" ]; then wait "$fg_pid" 2> /dev/null || true; fg_pid=; fi
+        [ -f "$daemon_log" ] && cat "$daemon_log" >> "$bench/daemon-all.log"
+        : > "$daemon_log"
+        mkdir -p "$1"
+        "$packfs" mount -f "${S[@]}" --cache "$cache" --profiles "$2" "$1" 2>> "$daemon_log" &
+        fg_pid=$! daemon_pid=$!
+        for _ in $(seq 500); do
+                mountpoint -q "$1" && return 0
+                kill -0 "$fg_pid" 2> /dev/null || break
+                sleep 0.01
+        done
+        log "packfs mount -f $1 failed:"
+        cat "$daemon_log" >&2
+        exit 1
+}
+
+# make_gen2: the one-package-changed generations. For each changed item X
+# (the median-sized item of big's closure, and the largest one under 10% of its
+# bytes), profile "big-X" of $profiles_gen has generation 1 = big's items and
+# generation 2 = the same with X replaced by a copy of X with one file changed,
+# added with `store add` (a new store path, as a rebuilt package has); the
+# profile link points at generation 2. Made once, kept while
+# $profiles_gen/ready says $version. $profiles_gen/info: PROFILE ITEM BYTES FILE.
+make_gen2() {
+        local inputs=() sized=() picks=() x name copy file n i gen2 new
+        [ -f "$profiles_gen/ready" ] && [ "$(cat "$profiles_gen/ready")" = "$version" ] && return 0
+        log "making generation 2 profiles (one item changed) in $profiles_gen"
+        chmod -R u+w "$profiles_gen" "$bench/staging-gen" 2> /dev/null || true
+        rm -rf "$profiles_gen" "$bench/staging-gen"
+        mkdir -p "$profiles_gen" "$bench/staging-gen"
+        for i in "${closure[@]}"; do [ "$i" = "$big" ] || inputs+=("$i"); done
+        mapfile -t sized < <(for i in "${inputs[@]}"; do
+                echo "$(du -sb --apparent-size "$i" | cut -f1) $i"; done | sort -n)
+        picks=("${sized[$(((${#sized[@]} - 1) / 2))]#* }")
+        for ((i = ${#sized[@]} - 1; i >= 0; i--)); do
+                if [ $((${sized[$i]%% *} * 10)) -lt "$bytes" ]; then
+                        [ "${sized[$i]#* }" != "${picks[0]}" ] && picks+=("${sized[$i]#* }")
+                        break
+                fi
+        done
+        for x in "${picks[@]}"; do
+                name=${x##*/} name=${name#*-}
+                copy=$bench/staging-gen/$name
+                cp -a "$x" "$copy"
+                chmod -R u+w "$copy"
+                # The middle regular file, in path order: one appended line.
+                n=$(find "$copy" -type f | wc -l)
+                file=$(find "$copy" -type f | sort | sed -n "$((n / 2 + 1))p")
+                echo "changed by packfs bench/run.sh" >> "$file"
+                new=$("$packfs" store add "${S[@]}" "$copy")
+                chmod -R u+w "$copy" && rm -rf "$copy"
+                gen2=()
+                for i in "${inputs[@]}"; do [ "$i" = "$x" ] && gen2+=("$new") || gen2+=("$i"); done
+                "$packfs" store profile "${S[@]}" --profiles "$profiles_gen" "big-$name" "${inputs[@]}" > /dev/null
+                "$packfs" store profile "${S[@]}" --profiles "$profiles_gen" "big-$name" "${gen2[@]}" > /dev/null
+                echo "big-$name ${x##*/} $(du -sb --apparent-size "$x" | cut -f1) ${file#"$copy"/}" >> "$profiles_gen/info"
+                [ "$(readlink -f "$profiles_gen/big-$name-1-link")" = "$big" ] ||
+                        log "  note: generation 1 of big-$name is not big's profile item"
+                log "  big-$name: ${x##*/} -> ${new##*/} (${file#"$copy"/} changed)"
+        done
+        rm -rf "$bench/staging-gen"
+        echo "$version" > "$profiles_gen/ready"
+}
+
+# cpu_of PID: "USER SYS" CPU seconds of a live process, all its threads so far.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / t, $15 / t }' /proc/"$1"/stat; }
+# machine_cpu: CPU time used by everything on the machine so far, in clock
+# ticks; others TICKS "USER SYS": the part of TICKS (a difference of two
+# machine_cpu) that was not USER+SYS seconds, in seconds: other processes' load.
+machine_cpu() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+others() { awk -v m="$1" -v c="$2" -v t="$(getconf CLK_TCK)" 'BEGIN { split(c, a, " "); x = m / t - a[1] - a[2]; printf "%.1f", x < 0 ? 0 : x }'; }
+# units LOGLINE: "N M BYTES_IN" of an "encoded N of M units (B bytes in)" line.
+units() { sed -nE 's/.*encoded ([0-9]+) of ([0-9]+) units \(([0-9]+) bytes in\).*/\1 \2 \3/p' <<< "$1"; }
+
+ref_tar() {
+        tar --sort=name --format=posix --owner=0 --group=0 --numeric-owner --mtime=@1 -C / -cf - "${rel[@]}"
+}
+
+exts=()
+TIMEFORMAT='%3U %3S'  # bash's time: user and sys CPU of the timed pipeline
+declare -A ref_cmd=([zst]="zstd -T0 -3 -q" [gz]="pigz -6" [xz]="xz -T0 -6")
+declare -A unpack=([zst]="zstd -dcq" [gz]="pigz -dc" [xz]="xz -T0 -dc")
+# Per extension: best cold times (us), CPU "user sys" of the best runs, paired
+# ratios, sizes, VmHWM, units; per extension and changed profile (EXT:P): gen 2.
+declare -A c_noise c_n c_ref c_ref_rss c_ref_other c_cold_other c_hit_sys g_again c_cold c_ref_cpu c_cold_cpu c_pairs c_size c_ref_size c_hwm c_units c_hit c_hitcat c_ok
+declare -A g_total g_stat g_units g_ratio
+gen_profiles=()
+
+if [ $compressed = 1 ]; then
+        command -v pigz > /dev/null || apt-get install -y pigz > /dev/null
+        make_gen2
+        mapfile -t gen_profiles < <(cut -d' ' -f1 "$profiles_gen/info")
+        for ext in $codecs; do
+                [ -n "${ref_cmd[$ext]:-}" ] || { echo "bench/run.sh: unknown codec $ext" >&2; exit 2; }
+                [ "$ext" = xz ] && [ "$xz_reps" = 0 ] && continue
+                exts+=("$ext")
+        done
+        unmount "$mnt"
+        for ext in "${exts[@]}"; do
+                n=$reps
+                [ "$ext" = xz ] && n=$xz_reps
+                c_n[$ext]=$n
+                log "(h) pack.tar.$ext: $n cold runs against tar | ${ref_cmd[$ext]%% -q}, then the changed generations"
+                pairs=() noise=()
+                for _ in $(seq "$n"); do
+                        # The reference: its wall time, its CPU (tar and the
+                        # compressor, from bash's time), its output size.
+                        m0=$(machine_cpu) t0=${EPOCHREALTIME/./}
+                        { time { ref_tar | /usr/bin/time -f %M -o "$bench/ref.rss" ${ref_cmd[$ext]} |
+                                wc -c > "$bench/ref.size"; }; } 2> "$bench/ref.time"
+                        t1=${EPOCHREALTIME/./} m1=$(machine_cpu)
+                        a=$((t1 - t0)) ma=$((m1 - m0))
+                        # packfs: empty cache, fresh mount; cat costs lookup
+                        # (which encodes), open and the reads.
+                        unmount "$mnt"
+                        rm -rf "$cache"
+                        mount_fg "$mnt" "$profiles"
+                        m0=$(machine_cpu) t0=${EPOCHREALTIME/./}
+                        cat "$mnt/big/pack.tar.$ext" > /dev/null
+                        t1=${EPOCHREALTIME/./} m1=$(machine_cpu)
+                        b=$((t1 - t0)) mb=$((m1 - m0))
+                        pairs+=("$(ratio $b $a)")
+                        noise+=("$(others "$mb" "$(cpu_of "$daemon_pid")")/$(others "$ma" "$(tail -n1 "$bench/ref.time")")")
+                        if [ -z "${c_ref[$ext]:-}" ] || [ $a -lt "${c_ref[$ext]}" ]; then
+                                c_ref[$ext]=$a
+                                c_ref_cpu[$ext]=$(tail -n1 "$bench/ref.time")
+                                c_ref_other[$ext]=$(others "$ma" "${c_ref_cpu[$ext]}")
+                                c_ref_size[$ext]=$(cat "$bench/ref.size")
+                                c_ref_rss[$ext]=$(cat "$bench/ref.rss")
+                        fi
+                        if [ -z "${c_cold[$ext]:-}" ] || [ $b -lt "${c_cold[$ext]}" ]; then
+                                c_cold[$ext]=$b
+                                c_cold_cpu[$ext]=$(cpu_of "$daemon_pid")
+                                c_cold_other[$ext]=$(others "$mb" "${c_cold_cpu[$ext]}")
+                                c_units[$ext]=$(units "$(grep -F "big/pack.tar.$ext: encoded" "$daemon_log" | tail -n1)")
+                        fi
+                        hwm=$(kib "$daemon_pid" VmHWM)
+                        [ "$hwm" -gt "${c_hwm[$ext]:-0}" ] && c_hwm[$ext]=$hwm
+                        c_size[$ext]=$(stat -c %s "$mnt/big/pack.tar.$ext")
+
+                        # Generation 2 of each changed profile, the cache warm
+                        # from generation 1 (= big, just encoded): stat + cat.
+                        for p in "${gen_profiles[@]}"; do
+                                mount_fg "$mnt" "$profiles_gen"
+                                t0=${EPOCHREALTIME/./}
+                                stat -c %s "$mnt/$p/pack.tar.$ext" > /dev/null
+                                t1=${EPOCHREALTIME/./}
+                                cat "$mnt/$p/pack.tar.$ext" > /dev/null
+                                t2=${EPOCHREALTIME/./}
+                                k=$ext:$p
+                                if [ -z "${g_total[$k]:-}" ] || [ $((t2 - t0)) -lt "${g_total[$k]}" ]; then
+                                        g_total[$k]=$((t2 - t0)) g_stat[$k]=$((t1 - t0))
+                                        g_units[$k]=$(units "$(grep -F "$p/pack.tar.$ext: encoded" "$daemon_log" | tail -n1)")
+                                        g_ratio[$k]=$(ratio $((t2 - t0)) $b)
+                                fi
+                        done
+                done
+                c_pairs[$ext]="${pairs[*]}" c_noise[$ext]="${noise[*]}"
+                # The floor of the changed generation: the same, all of it
+                # cached now (its manifest too), on a fresh mount.
+                for p in "${gen_profiles[@]}"; do
+                        best_of t "mount_fg $mnt $profiles_gen" "stat -c %s $mnt/$p/pack.tar.$ext > /dev/null; cat $mnt/$p/pack.tar.$ext > /dev/null"
+                        g_again[$ext:$p]=$t
+                done
+
+                # Cache hits: fresh mount, warm cache.
+                best_of t "mount_fg $mnt $profiles" "stat -c %s $mnt/big/pack.tar.$ext > /dev/null"
+                c_hit[$ext]=$t
+                # The same stat(2) made by the shell itself ([ -s ] stats):
+                # no process start-up in the time.
+                best_of t "mount_fg $mnt $profiles" "[ -s $mnt/big/pack.tar.$ext ]"
+                c_hit_sys[$ext]=$t
+                best_of t "mount_fg $mnt $profiles" "cat $mnt/big/pack.tar.$ext > /dev/null"
+                c_hitcat[$ext]=$t
+                [ -n "${t_stat_local:-}" ] || best_of t_stat_local "" "stat -c %s $bench/ready > /dev/null"
+
+                # The bytes: they decompress to pack.tar, and packfs build
+                # (no FUSE, same cache) gives the same file.
+                c_ok[$ext]=yes
+                cmp -s <(${unpack[$ext]} < "$mnt/big/pack.tar.$ext") "$mnt/big/pack.tar" ||
+                        c_ok[$ext]="NO: does not decompress to pack.tar"
+                cmp -s <("$packfs" build "${S[@]}" --cache "$cache" --profiles "$profiles" "big/pack.tar.$ext" -o -) \
+                        "$mnt/big/pack.tar.$ext" || c_ok[$ext]="NO: packfs build differs"
+        done
+        unmount "$mnt"
+        if [ -n "$fg_pid" ]; then wait "$fg_pid" 2> /dev/null || true; fg_pid=; fi
+        cat "$daemon_log" >> "$bench/daemon-all.log"
+fi
 
 # --- report -------------------------------------------------------------------
 
@@ -316,8 +541,14 @@ report() {
         echo "load:    $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1/5/15 min)"
         echo "closure: ${#closure[@]} store items, $entries entries, $((bytes / 1000000)) MB of files;" \
              "pack.tar $pack_size bytes, GNU tar $tar_size bytes"
-        echo "mount:   fuse bdi $bdi read_ahead_kb=$read_ahead; INIT max_readahead=$init_ra;" \
+        [ $issue2 = 1 ] && echo "mount:   fuse bdi $bdi read_ahead_kb=$read_ahead; INIT max_readahead=$init_ra;" \
              "READ sizes: $read_sizes"
+        [ $issue2 = 1 ] && report_issue2
+        [ $compressed = 1 ] && report_compressed
+        return 0
+}
+
+report_issue2() {
         echo
         printf '%-58s %12s %12s %8s  %s\n' "measure" "packfs" "GNU tar" "ratio" "target"
         printf '%-58s %12s %12s %8s  %s\n' "(a) cat pack.tar, plan cached, pack pages evicted" \
@@ -352,12 +583,68 @@ report() {
         printf '%-58s %12s\n' "(e) ls MNT again" "$(ms "$t_ls2")"
         printf '%-58s %12s\n' "(e) ls -l MNT, fresh mount" "$(ms "$t_lsl")"
         printf '%-58s %12s\n' "(e) ls -l MNT again" "$(ms "$t_lsl2")"
-        printf '%-58s %12s\n' "(e) ls -l MNT/p000 (a view: plans its files), fresh mount" "$(ms "$t_lsview")"
+        printf '%-58s %12s\n' "(e) ls -l MNT/p000 (a view), fresh mount, packs in the cache" "$(ms "$t_lsview")"
+        printf '%-58s %12s\n' "(e) same, empty cache: includes encoding .gz .xz .zst" "$(ms "$t_lsview_cold")"
         printf '%-58s %12s\n' "(f) packfs store closure, big profile (${#closure[@]} items)" "$(ms "$t_closure")"
         [ -n "$t_closure10k" ] && printf '%-58s %12s  %s\n' \
                 "(f) packfs store closure, 10,000-item store ($n10k items)" "$(ms "$t_closure10k")" \
                 "well under 100 ms $(met "$t_closure10k" 100000)"
         printf '%-58s %12s\n' "    (packfs --version: process start-up alone)" "$(ms "$t_true")"
+}
+
+secs() { awk -v u="$1" 'BEGIN { printf "%.2f s", u / 1000000 }'; }
+# busy "USER SYS" WALL_US: CPU seconds per wall second (cores kept busy)
+busy() { awk -v c="$1" -v w="$2" 'BEGIN { split(c, a, " "); printf "%.2f", (a[1] + a[2]) / (w / 1000000) }'; }
+plus() { awk -v c="$1" 'BEGIN { split(c, a, " "); printf "%.2f+%.2f s", a[1], a[2] }'; }
+
+report_compressed() {
+        local ext p n m b un um ub r k row='%-58s %12s %12s %8s  %s\n'
+        echo
+        echo "compressed packs (issue 3): 'cold' = empty --cache, fresh mount, then cat MNT/big/pack.tar.EXT"
+        echo "(lookup encodes, then open and read); reference = tar --sort=name --format=posix --owner=0"
+        echo "--group=0 --numeric-owner --mtime=@1 -C / -cf - CLOSURE | COMPRESSOR | wc -c. 'gen 2' = fresh mount,"
+        echo "the cache warm from generation 1 (= big, just encoded cold), stat + cat of generation 2, ratio to cold:"
+        [ -s "$profiles_gen/info" ] && while read -r p m b n; do
+                echo "changed generation $p: $m (${b} bytes, $(awk -v b="$b" -v t="$bytes" 'BEGIN { printf "%.1f", 100 * b / t }')% of the closure's bytes) with $n changed"
+        done < "$profiles_gen/info"
+        echo
+        printf "$row" "measure" "packfs" "reference" "ratio" "target"
+        for ext in "${exts[@]}"; do
+                r=$(ratio "${c_cold[$ext]}" "${c_ref[$ext]}")
+                printf "$row" "(h) cold pack.tar.$ext vs tar | ${ref_cmd[$ext]%% -q} (best of ${c_n[$ext]})" \
+                        "$(secs "${c_cold[$ext]}")" "$(secs "${c_ref[$ext]}")" "$r" "<= 1.00 $(met "$r" 1)"
+                [ "${c_n[$ext]}" -gt 1 ] && printf "$row" "    paired ratios (${c_pairs[$ext]})" "" "" "" "" &&
+                        printf "$row" "    others' CPU s in each pair, packfs/ref (${c_noise[$ext]})" "" "" "" ""
+                printf "$row" "    CPU user+sys: daemon | tar and compressor" \
+                        "$(plus "${c_cold_cpu[$ext]}")" "$(plus "${c_ref_cpu[$ext]}")" "" ""
+                printf "$row" "    cores busy (CPU s per wall s)" "$(busy "${c_cold_cpu[$ext]}" "${c_cold[$ext]}")" \
+                        "$(busy "${c_ref_cpu[$ext]}" "${c_ref[$ext]}")" "" ""
+                printf "$row" "    CPU s other processes took meanwhile (noise)" "${c_cold_other[$ext]} s" \
+                        "${c_ref_other[$ext]} s" "" ""
+                read -r un um ub <<< "${c_units[$ext]:-? ? 0}"
+                printf "$row" "    units encoded (daemon log)" "$un of $um" "" "" ""
+                r=$(awk -v a="${c_size[$ext]}" -v b="${c_ref_size[$ext]}" 'BEGIN { printf "%.3f", a / b }')
+                printf "$row" "    size in bytes" "${c_size[$ext]}" "${c_ref_size[$ext]}" "$r" "<= 1.03 $(met "$r" 1.03)"
+                printf "$row" "    peak RSS: daemon (VmHWM) | the compressor (time %M)" "$((c_hwm[$ext] / 1024)) MiB" \
+                        "$((c_ref_rss[$ext] / 1024)) MiB" "" ""
+                printf "$row" "(h) cache hit: stat(2) of pack.tar.$ext, fresh mount" "$(ms "${c_hit_sys[$ext]}")" "" "" \
+                        "< 10 ms $(met "${c_hit_sys[$ext]}" 10000)"
+                printf "$row" "    same with stat(1): process start-up included" "$(ms "${c_hit[$ext]}")" "" "" \
+                        "< 10 ms $(met "${c_hit[$ext]}" 10000)"
+                printf "$row" "    (stat(1) of a file outside the mount)" "$(ms "$t_stat_local")" "" "" ""
+                printf "$row" "(h) cache hit: cat pack.tar.$ext, fresh mount" "$(ms "${c_hitcat[$ext]}")" "" "" ""
+                for p in "${gen_profiles[@]}"; do
+                        k=$ext:$p
+                        read -r un um ub <<< "${g_units[$k]:-0 ? 0}"
+                        printf "$row" "(h) gen 2, $p: stat + cat" \
+                                "$(secs "${g_total[$k]}")" "" "${g_ratio[$k]}" "< 0.10 of cold $(met "${g_ratio[$k]}" 0.0999)"
+                        printf "$row" "    of which stat (the encoding)" "$(secs "${g_stat[$k]}")" "" "" ""
+                        printf "$row" "    units encoded, input bytes" "$un of $um" "$((ub / 1000000)) MB" "" ""
+                        printf "$row" "    again, all cached, fresh mount (the floor)" "$(secs "${g_again[$k]}")" "" \
+                                "$(ratio "${g_again[$k]}" "${c_cold[$ext]}")" ""
+                done
+                printf "$row" "(h) .$ext decompresses to pack.tar, = packfs build" "${c_ok[$ext]}" "" "" ""
+        done
 }
 out=$bench/results-$(date -u +%Y%m%d-%H%M%S).txt
 report | tee "$out"

@@ -211,6 +211,7 @@ typedef struct encoding {
         pf_cache *cache;
         pf_unit *units;
         size_t n_units;
+        uint8_t (*keys)[32];    /* the units' keys, in the form the cache takes */
         pf_cache_object *objs;  /* per unit, once READY */
         pf_cache_job *job;
         pthread_t *threads;
@@ -313,6 +314,7 @@ static void encoding_done(encoding *e) {
                 }
         free(e->objs);
         free(e->state);
+        free(e->keys);
         free(e->units);
         free(e->threads);
         pthread_mutex_destroy(&e->lock);
@@ -322,7 +324,6 @@ static void encoding_done(encoding *e) {
 /* Cuts BASE into units and looks them up in the cache; E is then ready for
  * encoding_start(). */
 static int encoding_init(encoding *e, const pf_plan *base, const pf_codec *codec, int level, pf_cache *cache) {
-        uint8_t (*keys)[32] = NULL;
         int r;
 
         *e = (encoding) { .base = base, .codec = codec, .level = level, .cache = cache };
@@ -333,19 +334,16 @@ static int encoding_init(encoding *e, const pf_plan *base, const pf_codec *codec
                 return r;
         e->objs = calloc(e->n_units, sizeof(*e->objs));
         e->state = calloc(e->n_units, 1);
-        if (!e->objs || !e->state)
+        e->keys = malloc(e->n_units * sizeof(*e->keys));
+        if (!e->objs || !e->state || !e->keys)
                 return -ENOMEM;
-        for (size_t i = 0; i < e->n_units; i++)
+        for (size_t i = 0; i < e->n_units; i++) {
                 e->objs[i].fd = -1;
+                memcpy(e->keys[i], e->units[i].key, 32);
+        }
         if (!cache)
                 return 0;
-        keys = malloc(e->n_units * sizeof(*keys));
-        if (!keys)
-                return -ENOMEM;
-        for (size_t i = 0; i < e->n_units; i++)
-                memcpy(keys[i], e->units[i].key, 32);
-        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) keys, e->n_units, e->objs);
-        free(keys);
+        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) e->keys, e->n_units, e->objs);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < e->n_units; i++)
@@ -551,19 +549,13 @@ static void log_summary(const encoding *e, const char *name, size_t encoded, uin
 }
 
 static void store_manifest(const encoding *e, const uint8_t key[32]) {
-        _cleanup_free_ uint8_t (*keys)[32] = NULL;
 
         if (!e->cache)
                 return;
         for (size_t i = 0; i < e->n_units; i++)
                 if (!e->objs[i].path)
                         return; /* some parts live in memory only */
-        keys = malloc(MAX(e->n_units, (size_t) 1) * 32);
-        if (!keys)
-                return;
-        for (size_t i = 0; i < e->n_units; i++)
-                memcpy(keys[i], e->units[i].key, 32);
-        if (pf_cache_manifest_put(e->cache, key, (const uint8_t (*)[32]) keys, e->n_units) < 0)
+        if (pf_cache_manifest_put(e->cache, key, (const uint8_t (*)[32]) e->keys, e->n_units) < 0)
                 log_warning("cache: cannot record a manifest; the next mount looks its parts up again");
 }
 
@@ -613,7 +605,6 @@ static void pack_encoding_done(pack_encoding *pe) {
 }
 
 int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
-        _cleanup_free_ uint8_t (*keys)[32] = NULL;
         int level = codec_level(self, view);
         pack_encoding pe;
         uint8_t key[32];
@@ -630,16 +621,8 @@ int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret
                 r = encoding_wait(&pe.e, i);
         if (pe.base)
                 r = pack_encoding_end(&pe, r, key);
-        if (r >= 0) {
-                keys = malloc(MAX(pe.e.n_units, (size_t) 1) * 32);
-                if (!keys)
-                        r = -ENOMEM;
-        }
-        if (r >= 0) {
-                for (size_t i = 0; i < pe.e.n_units; i++)
-                        memcpy(keys[i], pe.e.units[i].key, 32);
-                r = plan_from_objects(view->cache, (const uint8_t (*)[32]) keys, pe.e.objs, pe.e.n_units, ret);
-        }
+        if (r >= 0)
+                r = plan_from_objects(view->cache, (const uint8_t (*)[32]) pe.e.keys, pe.e.objs, pe.e.n_units, ret);
         pack_encoding_done(&pe);
         return r;
 }

@@ -34,6 +34,7 @@
 
 #define ATTR_TIMEOUT 1.0
 #define READ_CHUNK (1024 * 1024)
+#define MAX_WORKERS 16
 #define INODE_BUCKETS 4096
 
 enum node_kind {
@@ -479,70 +480,55 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         fuse_reply_err(req, 0);
 }
 
+/* Each worker thread replies from one buffer of its own, kept for the thread's
+ * life: libfuse 3.14 cannot splice a 1 MiB reply (the pipe would have to exceed
+ * fs.pipe-max-size) and falls back to a fresh 1 MiB buffer per reply, which
+ * costs a page fault per 4 KiB. pread into a reused buffer + fuse_reply_buf is
+ * the same two copies without that. */
+static pthread_key_t reply_buffer_key;
+static pthread_once_t reply_buffer_once = PTHREAD_ONCE_INIT;
+
+typedef struct reply_buffer {
+        size_t size;
+        uint8_t data[];
+} reply_buffer;
+
+static void reply_buffer_key_init(void) {
+        if (pthread_key_create(&reply_buffer_key, free) != 0)
+                abort();
+}
+
+static uint8_t *reply_buffer_get(size_t size) {
+        reply_buffer *b;
+
+        pthread_once(&reply_buffer_once, reply_buffer_key_init);
+        b = pthread_getspecific(reply_buffer_key);
+        if (b && b->size >= size)
+                return b->data;
+        free(b);
+        pthread_setspecific(reply_buffer_key, NULL);
+        b = malloc(sizeof(*b) + MAX(size, (size_t) READ_CHUNK));
+        if (!b)
+                return NULL;
+        b->size = MAX(size, (size_t) READ_CHUNK);
+        pthread_setspecific(reply_buffer_key, b);
+        return b->data;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
         const pf_plan *plan = (const pf_plan *) (uintptr_t) fi->fh;
-        struct fuse_bufvec *bv = NULL;
-        uint8_t *scratch = NULL;
-        size_t n_bufs = 0, memory_bytes = 0, scratch_used = 0, n;
-        const pf_extent *e;
-        pf_plan_cursor c;
-        uint64_t in;
-        int r = 0;
+        uint8_t *buf = reply_buffer_get(size);
+        ssize_t n;
 
-        /* One buffer per extent touched, and memory only for headers and
-         * padding (file data goes by fd): size both first. */
-        pf_plan_cursor_init(&c, plan, (uint64_t) off, size);
-        while (pf_plan_cursor_next(&c, &e, &in, &n)) {
-                if (e->kind != PF_EXTENT_FILE)
-                        memory_bytes += n;
-                n_bufs++;
-        }
-        if (n_bufs == 0) {
-                fuse_reply_buf(req, NULL, 0);
+        if (!buf) {
+                fuse_reply_err(req, ENOMEM);
                 return;
         }
-        bv = calloc(1, sizeof(*bv) + n_bufs * sizeof(struct fuse_buf));
-        scratch = malloc(MAX(memory_bytes, (size_t) 1));
-        if (!bv || !scratch) {
-                r = -ENOMEM;
-                goto out;
-        }
-        bv->count = 0;
-        pf_plan_cursor_init(&c, plan, (uint64_t) off, size);
-        while (pf_plan_cursor_next(&c, &e, &in, &n)) {
-                struct fuse_buf *b = &bv->buf[bv->count++];
-
-                b->size = n;
-                if (e->kind == PF_EXTENT_FILE) {
-                        /* Store file ranges go by fd: libfuse splices or reads them
-                         * straight into the reply, with no copy through packfs. */
-                        int fd = pf_plan_open_file(plan, e);
-                        if (fd < 0) {
-                                bv->count--;
-                                r = fd;
-                                goto out;
-                        }
-                        b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-                        b->fd = fd;
-                        b->pos = (off_t) (e->arg + in);
-                } else {
-                        b->mem = scratch + scratch_used;
-                        scratch_used += n;
-                        r = pf_plan_fill(plan, e, in, b->mem, n);
-                        if (r < 0)
-                                goto out;
-                }
-        }
-        fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
-out:
-        if (r < 0)
-                fuse_reply_err(req, -r == ENOMEM ? ENOMEM : EIO);
-        if (bv)
-                for (size_t i = 0; i < bv->count; i++)
-                        if (bv->buf[i].flags & FUSE_BUF_IS_FD)
-                                close(bv->buf[i].fd);
-        free(bv);
-        free(scratch);
+        n = pf_plan_pread(plan, buf, size, (uint64_t) off);
+        if (n < 0)
+                fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
+        else
+                fuse_reply_buf(req, (const char *) buf, (size_t) n);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -559,8 +545,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
         if (f->max_read)
                 conn->max_read = f->max_read;
         daemon_ready(f);
-        if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-                conn->want |= FUSE_CAP_SPLICE_WRITE;
         conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
         conn->max_readahead = conn->max_readahead ? conn->max_readahead : READ_CHUNK;
 }
@@ -732,8 +716,10 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         if (!loop)
                 goto out_unmount;
         fuse_loop_cfg_set_clone_fd(loop, 0);
-        fuse_loop_cfg_set_max_threads(loop, 16);
-        fuse_loop_cfg_set_idle_threads(loop, 4);
+        /* Workers stay once made (idle = max): a worker that comes and goes
+         * takes its reply buffer and malloc arena with it. */
+        fuse_loop_cfg_set_max_threads(loop, MAX_WORKERS);
+        fuse_loop_cfg_set_idle_threads(loop, MAX_WORKERS);
         r = fuse_session_loop_mt(se, loop) == 0 ? 0 : -EIO;
         fuse_loop_cfg_destroy(loop);
         log_info("unmounted %s", mountpoint);

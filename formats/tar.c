@@ -19,7 +19,7 @@
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
-#include "packfs/walk.h"
+#include "packfs/walkcache.h"
 #include "statedb.h"
 #include "tar-header.h"
 
@@ -44,6 +44,7 @@ typedef struct tar_planner {
         pf_plan_builder *builder;
         tar_plan_data *data;
         const pf_view *view;
+        size_t n_walked;        /* store items walked (the others replayed from the cache) */
         char path[8192];        /* member name being built, "./a/b" */
 } tar_planner;
 
@@ -318,14 +319,16 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
                 for (size_t i = 0; i < t->view->closure->n_items; i++) {
                         const pf_closure_item *item = &t->view->closure->items[i];
                         uint8_t identity[32];
+                        bool replayed;
 
                         item_identity(item, identity);
                         r = pf_plan_begin_segment(t->builder, identity);
                         if (r < 0)
                                 return r;
-                        r = pf_walk(item->path, on_store_entry, t);
+                        r = pf_walk_cached(t->view->cache, item->path, item->nar_hash, on_store_entry, t, &replayed);
                         if (r < 0)
                                 return r;
+                        t->n_walked += !replayed;
                 }
                 return pf_plan_begin_segment(t->builder, NULL);
         }
@@ -360,6 +363,9 @@ static int tar_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         if (r < 0)
                 goto fail;
         extra_free(extras);
+        if (view->cache)
+                log_info("%s/%s: %zu members; walked %zu of %zu store items, the others' lists from the cache",
+                         view->name, self->file_name, t.data->n_entries, t.n_walked, view->closure->n_items);
         return pf_plan_builder_finish(t.builder, tar_generate, t.data, tar_plan_data_free, ret);
 fail:
         extra_free(extras);

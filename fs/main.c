@@ -510,8 +510,8 @@ static int cmd_status(const cli *c, char **args, int n) {
         if (r >= 0) {
                 printf("cache %s: ", dir);
                 print_size(stdout, usage.bytes);
-                printf(" in %llu objects, %llu packs\n", (unsigned long long) usage.objects,
-                       (unsigned long long) usage.manifests);
+                printf(" in %llu objects, %llu packs, %llu item lists\n", (unsigned long long) usage.objects,
+                       (unsigned long long) usage.manifests, (unsigned long long) usage.records);
                 r = pf_cache_list_jobs(cache, print_job, &filter);
         }
         if (r >= 0 && filter.shown == 0)

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -64,6 +65,9 @@ static const char schema_sql[] =
         "CREATE INDEX IF NOT EXISTS objects_by_use ON objects (last_use);"
         "CREATE TABLE IF NOT EXISTS manifests (key BLOB PRIMARY KEY, objects BLOB NOT NULL,"
         "  last_use INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS records (key BLOB PRIMARY KEY, data BLOB NOT NULL, size INTEGER NOT NULL,"
+        "  last_use INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE INDEX IF NOT EXISTS records_by_use ON records (last_use);"
         "CREATE TABLE IF NOT EXISTS jobs (pid INTEGER NOT NULL, id INTEGER NOT NULL, owner TEXT NOT NULL,"
         "  name TEXT NOT NULL, total INTEGER NOT NULL, done INTEGER NOT NULL, started INTEGER NOT NULL,"
         "  PRIMARY KEY (pid, id));";
@@ -432,33 +436,43 @@ out:
         return r < 0 ? r : found;
 }
 
-/* Evicts least recently used, unpinned objects until the total fits. */
+/* Evicts least recently used, unpinned objects and records until the total
+ * fits. */
 static void evict_locked(pf_cache *c) {
-        sqlite3_stmt *st = NULL, *del = NULL;
+        sqlite3_stmt *st = NULL, *del_object = NULL, *del_record = NULL;
         uint64_t total = 0, freed = 0;
         unsigned n = 0;
 
-        if (prepare(c, "SELECT COALESCE(SUM(size), 0) FROM objects", &st) < 0)
+        if (prepare(c, "SELECT (SELECT COALESCE(SUM(size), 0) FROM objects) + (SELECT COALESCE(SUM(size), 0) FROM records)",
+                    &st) < 0)
                 return;
         if (sqlite3_step(st) == SQLITE_ROW)
                 total = (uint64_t) sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
         if (total <= c->max_bytes)
                 return;
-        if (prepare(c, "SELECT key, size FROM objects ORDER BY last_use", &st) < 0 ||
-            prepare(c, "DELETE FROM objects WHERE key = ?", &del) < 0)
+        if (prepare(c,
+                    "SELECT key, size, 0, last_use FROM objects UNION ALL SELECT key, size, 1, last_use FROM records"
+                    " ORDER BY 4",
+                    &st) < 0 ||
+            prepare(c, "DELETE FROM objects WHERE key = ?", &del_object) < 0 ||
+            prepare(c, "DELETE FROM records WHERE key = ?", &del_record) < 0)
                 goto out;
         while (total > c->max_bytes && sqlite3_step(st) == SQLITE_ROW) {
                 const uint8_t *key = sqlite3_column_blob(st, 0);
                 uint64_t size = (uint64_t) sqlite3_column_int64(st, 1);
+                bool is_record = sqlite3_column_int(st, 2) != 0;
+                sqlite3_stmt *del = is_record ? del_record : del_object;
                 char path[PATH_MAX];
 
-                if (sqlite3_column_bytes(st, 0) != 32 || pin_find(c, key))
+                if (sqlite3_column_bytes(st, 0) != 32 || (!is_record && pin_find(c, key)))
                         continue;
-                object_path(c, key, path, sizeof(path));
-                if (unlink(path) < 0 && errno != ENOENT) {
-                        log_warning("cache: cannot evict %s: %m", path);
-                        continue;
+                if (!is_record) {
+                        object_path(c, key, path, sizeof(path));
+                        if (unlink(path) < 0 && errno != ENOENT) {
+                                log_warning("cache: cannot evict %s: %m", path);
+                                continue;
+                        }
                 }
                 sqlite3_reset(del);
                 sqlite3_bind_blob(del, 1, key, 32, SQLITE_TRANSIENT);
@@ -468,14 +482,15 @@ static void evict_locked(pf_cache *c) {
                 n++;
         }
         if (n > 0)
-                log_info("cache %s: evicted %u object%s (%llu bytes) to stay under %llu bytes", c->dir, n,
-                         n == 1 ? "" : "s", (unsigned long long) freed, (unsigned long long) c->max_bytes);
+                log_info("cache %s: evicted %u entr%s (%llu bytes) to stay under %llu bytes", c->dir, n,
+                         n == 1 ? "y" : "ies", (unsigned long long) freed, (unsigned long long) c->max_bytes);
         if (total > c->max_bytes)
                 log_warning("cache %s: %llu bytes in use by open packs, over the %llu byte limit", c->dir,
                             (unsigned long long) total, (unsigned long long) c->max_bytes);
 out:
         sqlite3_finalize(st);
-        sqlite3_finalize(del);
+        sqlite3_finalize(del_object);
+        sqlite3_finalize(del_record);
 }
 
 static int memfd_new(void) {
@@ -733,6 +748,89 @@ int pf_cache_manifest_put(pf_cache *c, const uint8_t key[32], const uint8_t (*ke
         return r;
 }
 
+/* Records are small enough for the index itself: one transaction, no file, no
+ * fsync of their own. LRU order is kept at a coarse grain so a read is not a
+ * write each time. */
+#define RECORD_TOUCH_INTERVAL_NS (3600 * 1000000000LL)
+
+int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *ret_size) {
+        sqlite3_stmt *st = NULL;
+        int64_t now = now_ns(), last_use = 0;
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        r = prepare(c, "SELECT data, last_use FROM records WHERE key = ?", &st);
+        if (r < 0)
+                goto out;
+        sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE) {
+                r = -ENOENT;
+                goto out;
+        }
+        if (r != SQLITE_ROW) {
+                r = pf_sqlite_errno(r);
+                goto out;
+        }
+        size_t size = (size_t) sqlite3_column_bytes(st, 0);
+        *ret = malloc(MAX(size, (size_t) 1));
+        if (!*ret) {
+                r = -ENOMEM;
+                goto out;
+        }
+        memcpy(*ret, sqlite3_column_blob(st, 0), size);
+        *ret_size = size;
+        last_use = sqlite3_column_int64(st, 1);
+        sqlite3_finalize(st);
+        st = NULL;
+        r = 0;
+        if (now - last_use >= RECORD_TOUCH_INTERVAL_NS &&
+            prepare(c, "UPDATE records SET last_use = ? WHERE key = ?", &st) >= 0) {
+                sqlite3_bind_int64(st, 1, now);
+                sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
+                step_done(st); /* best effort: only the eviction order depends on it */
+        }
+out:
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size) {
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        if (size > INT_MAX)
+                return -EFBIG;
+        pthread_mutex_lock(&c->lock);
+        r = prepare(c, "INSERT OR REPLACE INTO records (key, data, size, last_use) VALUES (?, ?, ?, ?)", &st);
+        if (r >= 0) {
+                sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+                sqlite3_bind_blob(st, 2, size ? data : "", (int) size, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 3, (int64_t) size);
+                sqlite3_bind_int64(st, 4, now_ns());
+                r = step_done(st);
+        }
+        if (r >= 0)
+                evict_locked(c);
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+int pf_cache_record_drop(pf_cache *c, const uint8_t key[32]) {
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        r = prepare(c, "DELETE FROM records WHERE key = ?", &st);
+        if (r >= 0) {
+                sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+                r = step_done(st);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
 int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_job **ret) {
         pf_cache_job *j = calloc(1, sizeof(*j));
         sqlite3_stmt *st = NULL;
@@ -810,12 +908,15 @@ int pf_cache_get_usage(pf_cache *c, pf_cache_usage *ret) {
         pthread_mutex_lock(&c->lock);
         r = prepare(c,
                     "SELECT (SELECT COUNT(*) FROM objects), (SELECT COALESCE(SUM(size), 0) FROM objects),"
-                    " (SELECT COUNT(*) FROM manifests)",
+                    " (SELECT COUNT(*) FROM manifests), (SELECT COUNT(*) FROM records),"
+                    " (SELECT COALESCE(SUM(size), 0) FROM records)",
                     &st);
         if (r >= 0 && (r = sqlite3_step(st)) == SQLITE_ROW) {
                 ret->objects = (uint64_t) sqlite3_column_int64(st, 0);
                 ret->bytes = (uint64_t) sqlite3_column_int64(st, 1);
                 ret->manifests = (uint64_t) sqlite3_column_int64(st, 2);
+                ret->records = (uint64_t) sqlite3_column_int64(st, 3);
+                ret->bytes += (uint64_t) sqlite3_column_int64(st, 4);
                 r = 0;
         } else if (r >= 0)
                 r = pf_sqlite_errno(r);

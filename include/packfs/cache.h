@@ -2,8 +2,9 @@
 /*
  * The persistent, content-addressed cache of encoded outputs.
  *
- *   DIR/index.sqlite          objects (key, size, last use), pack manifests, and
- *                             the encodings under way (for `packfs status`)
+ *   DIR/index.sqlite          objects (key, size, last use), pack manifests, small
+ *                             records, and the encodings under way (for
+ *                             `packfs status`)
  *   DIR/objects/ab/<key>      one file per object, named by its 32-byte key in hex
  *   DIR/tmp/<pid>-XXXXXX      objects being written
  *
@@ -81,6 +82,14 @@ void pf_cache_writer_abort(pf_cache_writer *w);
 int pf_cache_manifest_get(pf_cache *c, const uint8_t key[32], uint8_t (**ret_keys)[32], size_t *ret_n);
 int pf_cache_manifest_put(pf_cache *c, const uint8_t key[32], const uint8_t (*keys)[32], size_t n);
 
+/* Records: small byte strings kept in the index itself (a store item's member
+ * list, walkcache.h), counted in the size and evicted least recently used like
+ * objects, never pinned: get returns a malloc'd copy (-ENOENT if absent). Their
+ * integrity is their owner's to check. */
+int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *ret_size);
+int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size);
+int pf_cache_record_drop(pf_cache *c, const uint8_t key[32]);
+
 /* Encodings under way, shown by `packfs status`. Progress updates are cheap
  * (throttled to a few database writes a second). C may be NULL. */
 int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_job **ret);
@@ -88,7 +97,8 @@ void pf_cache_job_progress(pf_cache_job *j, uint64_t done);
 void pf_cache_job_end(pf_cache_job *j);
 
 typedef struct pf_cache_usage {
-        uint64_t bytes, objects, max_bytes, manifests;
+        uint64_t bytes;         /* objects and records */
+        uint64_t objects, max_bytes, manifests, records;
 } pf_cache_usage;
 
 int pf_cache_get_usage(pf_cache *c, pf_cache_usage *ret);

@@ -259,7 +259,7 @@ done
 check_eq "remount: still no encoding" 0 "$(log_since "$MAIN_LOG" "$mark" | count ": encoded")"
 status=$(T "$PACKFS" status --cache "$CACHE" "$MNT" 2>&1)
 check_contains "packfs status: the mount" "$MNT: mounted" "$status"
-check "packfs status: the cache's use" grep -qE "^cache $CACHE: [0-9.]+ [KMG]iB in [0-9]+ objects, [1-9][0-9]* packs$" \
+check "packfs status: the cache's use" grep -qE "^cache $CACHE: [0-9.]+ [KMG]iB in [0-9]+ objects, [1-9][0-9]* packs, [1-9][0-9]* item lists$" \
         <<<"$status"
 check_contains "packfs status: nothing under way" "  no encodings under way" "$status"
 
@@ -408,6 +408,11 @@ T cat "$MNT/p/pack.tar" >"$WORK/p2.tar"
 gen2_sha=$(sha "$WORK/p2.tar")
 check_ne "generation 2 has another pack.tar" "$gen1_sha" "$gen2_sha"
 check "generation 2's pack.tar holds the changed s07" grep -qxF ".$S07_NEW/share/s07/notes.txt" < <(tar -tf "$WORK/p2.tar")
+line=$(log_since "$MAIN_LOG" "$mark" | grep -F "p/pack.tar: " | grep -F " store items" || true)
+say "generation 2: $line"
+check_contains "generation 2: pack.tar walked only s07's new item and the new profile item" "walked 2 of " "$line"
+check_eq "generation 2: pack.tar from replayed member lists = packfs build with an empty cache" "$gen2_sha" \
+        "$(pbuild --config "$CFG" --cache "$WORK/cache-empty" p/pack.tar -o - 2>/dev/null | stream_sha)"
 check_eq "generation 2: p/pack.tar.zst decompresses to its pack.tar" "$gen2_sha" "$(unpack_sha zst "$MNT/p/pack.tar.zst")"
 line=$(log_since "$MAIN_LOG" "$mark" | grep -F "p/pack.tar.zst: encoded" || true)
 say "generation 2: $line"

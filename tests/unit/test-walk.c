@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "packfs/log.h"
 #include "packfs/walk.h"
+#include "packfs/walkcache.h"
 #include "fixture-tree.h"
 
 static char tmp[PATH_MAX];
@@ -160,6 +162,182 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* --- The walk cache (walkcache.h). */
+
+/* Everything an entry carries: "path|mode|depth|size|mtime|target\n". */
+static int on_entry_full(void *userdata, const pf_walk_entry *e) {
+        record *r = userdata;
+        size_t len = strlen(r->text);
+
+        ck_assert_str_eq(*e->rel_path ? e->path + strlen(e->path) - strlen(e->rel_path) : "", e->rel_path);
+        snprintf(r->text + len, sizeof(r->text) - len, "%s|%o|%u|%llu|%lld|%s\n", e->path, (unsigned) e->mode,
+                 e->depth, (unsigned long long) e->size, (long long) e->mtime, e->link_target ? e->link_target : "");
+        r->n++;
+        if (r->stop_after > 0 && r->n == (size_t) r->stop_after)
+                return -ECANCELED;
+        return 0;
+}
+
+static pf_cache *walk_cache_open(uint64_t max_bytes) {
+        char dir[PATH_MAX];
+        pf_cache *c;
+
+        pathf(dir, "%s/cache", tmp);
+        ck_assert_int_eq(pf_cache_open(dir, max_bytes, "test", &c), 0);
+        return c;
+}
+
+static void walk_cached(pf_cache *c, const char *item, const char *nar_hash, record *r, bool expect_replayed) {
+        bool replayed = !expect_replayed;
+
+        memset(r, 0, sizeof(*r));
+        ck_assert_int_eq(pf_walk_cached(c, item, nar_hash, on_entry_full, r, &replayed), 0);
+        ck_assert(replayed == expect_replayed);
+}
+
+START_TEST(test_cached_replay) {
+        char item[PATH_MAX];
+        record plain = {}, r;
+        pf_cache *c = walk_cache_open(UINT64_MAX);
+
+        make_item(item);
+        ck_assert_int_eq(pf_walk(item, on_entry_full, &plain), 0);
+        walk_cached(c, item, "sha256:1111", &r, false);
+        ck_assert_str_eq(r.text, plain.text);
+        walk_cached(c, item, "sha256:1111", &r, true);
+        ck_assert_str_eq(r.text, plain.text);
+        ck_assert_uint_eq(r.n, 16);
+
+        /* The record stands for the item as named by path and NAR hash: a change
+         * behind the database's back is not seen (reads catch it: plan.h), a
+         * new NAR hash is a new record. */
+        fixture_write_str(item, "new", "n", 0644);
+        walk_cached(c, item, "sha256:1111", &r, true);
+        ck_assert_str_eq(r.text, plain.text);
+        walk_cached(c, item, "sha256:2222", &r, false);
+        ck_assert_ptr_nonnull(strstr(r.text, "/item/new|"));
+        walk_cached(c, item, "sha256:2222", &r, true);
+        ck_assert_ptr_nonnull(strstr(r.text, "/item/new|"));
+
+        /* A reopened cache still has it. */
+        pf_cache_free(c);
+        c = walk_cache_open(UINT64_MAX);
+        walk_cached(c, item, "sha256:1111", &r, true);
+        ck_assert_str_eq(r.text, plain.text);
+
+        /* No cache or no NAR hash: a plain walk, nothing recorded. */
+        walk_cached(NULL, item, "sha256:3333", &r, false);
+        walk_cached(c, item, "", &r, false);
+        walk_cached(c, item, NULL, &r, false);
+        walk_cached(c, item, "", &r, false);
+        pf_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_cached_single_entry_items) {
+        char path[PATH_MAX];
+        record plain = {}, r;
+        pf_cache *c = walk_cache_open(UINT64_MAX);
+
+        fixture_write_str(tmp, "file", "hello", 0755);
+        fixture_symlink(tmp, "link", "file");
+        pathf(path, "%s/file", tmp);
+        ck_assert_int_eq(pf_walk(path, on_entry_full, &plain), 0);
+        walk_cached(c, path, "sha256:f", &r, false);
+        walk_cached(c, path, "sha256:f", &r, true);
+        ck_assert_str_eq(r.text, plain.text);
+
+        memset(&plain, 0, sizeof(plain));
+        pathf(path, "%s/link", tmp);
+        ck_assert_int_eq(pf_walk(path, on_entry_full, &plain), 0);
+        walk_cached(c, path, "sha256:l", &r, false);
+        walk_cached(c, path, "sha256:l", &r, true);
+        ck_assert_str_eq(r.text, plain.text);
+        pf_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_cached_damage_and_failures) {
+        char item[PATH_MAX];
+        record plain = {}, r;
+        pf_cache *c = walk_cache_open(UINT64_MAX);
+        uint8_t key[32];
+        uint8_t *data;
+        size_t size;
+
+        make_item(item);
+        ck_assert_int_eq(pf_walk(item, on_entry_full, &plain), 0);
+
+        /* A walk the callback stops is not recorded. */
+        memset(&r, 0, sizeof(r));
+        r.stop_after = 3;
+        ck_assert_int_eq(pf_walk_cached(c, item, "sha256:1", on_entry_full, &r, NULL), -ECANCELED);
+        pf_walk_record_key(item, "sha256:1", key);
+        ck_assert_int_eq(pf_cache_record_get(c, key, (void **) &data, &size), -ENOENT);
+
+        /* Nor is a walk that fails (a fifo), and the error comes through. */
+        char fifo[PATH_MAX];
+        pathf(fifo, "%s/dir/fifo", item);
+        ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+        memset(&r, 0, sizeof(r));
+        ck_assert_int_eq(pf_walk_cached(c, item, "sha256:1", on_entry_full, &r, NULL), -EBADMSG);
+        ck_assert_int_eq(pf_cache_record_get(c, key, (void **) &data, &size), -ENOENT);
+        ck_assert_int_eq(unlink(fifo), 0);
+
+        walk_cached(c, item, "sha256:1", &r, false);
+        ck_assert_int_eq(pf_cache_record_get(c, key, (void **) &data, &size), 0);
+
+        /* One flipped bit anywhere (here in a name) is noticed: the item is
+         * walked again, never replayed wrong, and the record is rewritten. */
+        for (size_t at = 0; at < size; at += size / 7 + 1) {
+                data[at] ^= 0x20;
+                ck_assert_int_eq(pf_cache_record_put(c, key, data, size), 0);
+                walk_cached(c, item, "sha256:1", &r, false);
+                ck_assert_str_eq(r.text, plain.text);
+                walk_cached(c, item, "sha256:1", &r, true);
+                ck_assert_str_eq(r.text, plain.text);
+                data[at] ^= 0x20;
+        }
+        /* Truncated, and empty. */
+        ck_assert_int_eq(pf_cache_record_put(c, key, data, size / 2), 0);
+        walk_cached(c, item, "sha256:1", &r, false);
+        ck_assert_str_eq(r.text, plain.text);
+        ck_assert_int_eq(pf_cache_record_put(c, key, data, 0), 0);
+        walk_cached(c, item, "sha256:1", &r, false);
+        ck_assert_str_eq(r.text, plain.text);
+        walk_cached(c, item, "sha256:1", &r, true);
+        free(data);
+        pf_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_records_evicted) {
+        pf_cache *c = walk_cache_open(10000);
+        uint8_t key[3][32] = { { 1 }, { 2 }, { 3 } }, payload[4000] = { 7 };
+        pf_cache_usage u;
+        void *data;
+        size_t size;
+
+        /* Records count against --cache-size like objects, oldest first out. */
+        for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(pf_cache_record_put(c, key[i], payload, sizeof(payload)), 0);
+                struct timespec ms = { 0, 2000000 };
+                nanosleep(&ms, NULL);
+        }
+        ck_assert_int_eq(pf_cache_record_get(c, key[0], &data, &size), -ENOENT);
+        ck_assert_int_eq(pf_cache_record_get(c, key[2], &data, &size), 0);
+        ck_assert_uint_eq(size, sizeof(payload));
+        ck_assert_mem_eq(data, payload, sizeof(payload));
+        free(data);
+        ck_assert_int_eq(pf_cache_get_usage(c, &u), 0);
+        ck_assert_uint_eq(u.records, 2);
+        ck_assert_uint_eq(u.bytes, 2 * sizeof(payload));
+        ck_assert_int_eq(pf_cache_record_drop(c, key[2]), 0);
+        ck_assert_int_eq(pf_cache_record_get(c, key[2], &data, &size), -ENOENT);
+        pf_cache_free(c);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("walk");
         TCase *tc = tcase_create("core");
@@ -174,6 +352,10 @@ int main(void) {
         tcase_add_test(tc, test_fifo);
         tcase_add_test(tc, test_newline_name);
         tcase_add_test(tc, test_errors);
+        tcase_add_test(tc, test_cached_replay);
+        tcase_add_test(tc, test_cached_single_entry_items);
+        tcase_add_test(tc, test_cached_damage_and_failures);
+        tcase_add_test(tc, test_records_evicted);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -47,18 +47,18 @@ if [ ! -x "$packfs" ]; then
         (cd "$here" && { [ -f build/build.ninja ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
 fi
 
+# The closure is made of the machine's installed Debian packages, one store
+# item per package (its files from `dpkg -L`), taken in name order: a closure
+# shaped like a real profile's, hundreds of items of every size, so "one
+# package changed" is one package. Packages over max_item bytes are skipped so
+# no single one is a large part of the closure.
 if [ $quick = 1 ]; then
         bench=${PACKFS_BENCH_DIR:-/var/tmp/packfs-bench-quick}
-        min_bytes=$((40 * 1000 * 1000)) min_files=2000
-        candidates=(/usr/share/perl /usr/share/vim /usr/lib/x86_64-linux-gnu/perl /usr/share/man)
+        min_bytes=$((40 * 1000 * 1000)) min_files=2000 max_item=$((4 * 1000 * 1000))
 else
         bench=${PACKFS_BENCH_DIR:-/var/tmp/packfs-bench}
-        min_bytes=$((600 * 1000 * 1000)) min_files=20000
-        candidates=(/usr/share/doc /usr/include /usr/lib/gcc /usr/share/perl /usr/lib/x86_64-linux-gnu/perl
-                    /usr/lib/python3.11 /usr/share/locale /usr/share/vim /usr/share/man /usr/lib/python3
-                    /usr/share/i18n /usr/lib/llvm-14 /usr/lib/jvm /usr/lib/x86_64-linux-gnu)
+        min_bytes=$((600 * 1000 * 1000)) min_files=20000 max_item=$((40 * 1000 * 1000))
 fi
-[ -n "${PACKFS_BENCH_SOURCES:-}" ] && read -r -a candidates <<< "$PACKFS_BENCH_SOURCES"
 
 store=$bench/store db=$bench/db.sqlite profiles=$bench/profiles profiles100=$bench/profiles100
 S=(--store "$store" --db "$db")
@@ -131,19 +131,33 @@ make_store() {
         mkdir -p "$bench" "$profiles" "$profiles100" "$staging"
         "$packfs" store init "${S[@]}"
 
-        # Directories of /usr, copied under valid store names, until the closure
-        # is big enough.
-        for src in "${candidates[@]}"; do
-                [ -d "$src" ] || continue
+        # Installed packages, one store item each, until the closure is big
+        # enough. A package's item holds the regular files, symlinks and
+        # directories dpkg lists for it, at their paths under /.
+        local pkg list kb
+        while read -r kb pkg; do
                 [ "$bytes" -ge "$min_bytes" ] && [ "$files" -ge "$min_files" ] && break
-                name=$(echo "${src#/}" | tr '/' '-')
-                cp -a "$src" "$staging/$name"
+                [ $((kb * 1024)) -le "$max_item" ] || continue
+                list=$staging/$pkg.list
+                # Paths under a symlinked top directory (/lib -> usr/lib on a
+                # merged-/usr system) are left out: their files are listed
+                # under /usr too.
+                dpkg-query -L "$pkg" 2> /dev/null | while read -r f; do
+                        f=${f#/} top=${f%%/*}
+                        [ -n "$f" ] && [ "$f" != . ] && [ ! -L "/$top" ] || continue
+                        [ -L "/$f" ] || [ -f "/$f" ] || [ -d "/$f" ] && echo "$f"
+                done > "$list" || true
+                [ -s "$list" ] || { rm -f "$list"; continue; }
+                name=$(echo "$pkg" | tr -c 'A-Za-z0-9+._?=\n-' '_')
+                mkdir -p "$staging/$name"
+                { tar -C / --no-recursion -T "$list" -cf - 2> /dev/null || true; } | tar -C "$staging/$name" -xf - || true
+                rm -f "$list"
                 bytes=$((bytes + $(du -sb --apparent-size "$staging/$name" | cut -f1)))
                 files=$((files + $(find "$staging/$name" | wc -l)))
                 items+=("$("$packfs" store add "${S[@]}" "$staging/$name")")
                 chmod -R u+w "$staging/$name" && rm -rf "${staging:?}/$name"
-                log "  $src -> ${items[-1]##*/} (total $((bytes / 1000000)) MB, $files entries)"
-        done
+        done < <(dpkg-query -W -f '${Installed-Size} ${Package}\n' | sort -k2)
+        log "  ${#items[@]} packages -> $((bytes / 1000000)) MB, $files entries"
         "$packfs" store profile "${S[@]}" --profiles "$profiles" big "${items[@]}" >/dev/null
 
         # Small items: the "small" profile (a baseline for memory) and the 100

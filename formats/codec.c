@@ -73,6 +73,11 @@ static uint64_t gzip_unit_size(int level) {
         return GZIP_UNIT_SIZE;
 }
 
+/* deflate looks back 32 KiB: 1 MiB groups cost nothing measurable. */
+static uint64_t gzip_group_size(int level) {
+        return 1024 * 1024;
+}
+
 static int gzip_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
         struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
         _cleanup_free_ uint8_t *in = NULL, *out = NULL;
@@ -122,6 +127,7 @@ const pf_codec pf_codec_gzip = {
          * for about 1% smaller packs. */
         .default_level = 6,
         .unit_size = gzip_unit_size,
+        .group_size = gzip_group_size,
         .encode = gzip_encode,
 };
 
@@ -132,6 +138,11 @@ static uint64_t xz_unit_size(int level) {
         if (lzma_lzma_preset(&opt, (uint32_t) level))
                 return 3 * 8 * 1024 * 1024;
         return MAX(3 * (uint64_t) opt.dict_size, (uint64_t) 1024 * 1024);
+}
+
+/* xz: one dictionary (8 MiB at -6). */
+static uint64_t xz_group_size(int level) {
+        return xz_unit_size(level) / 3;
 }
 
 static int lzma_errno(lzma_ret ret) {
@@ -209,6 +220,7 @@ const pf_codec pf_codec_xz = {
         .max_level = 9,
         .default_level = 6, /* xz's own default */
         .unit_size = xz_unit_size,
+        .group_size = xz_group_size,
         .encode = xz_encode,
 };
 
@@ -217,6 +229,12 @@ const pf_codec pf_codec_xz = {
 static uint64_t zstd_unit_size(int level) {
         ZSTD_compressionParameters p = ZSTD_getCParams(level, 0, 0);
         return (uint64_t) 1 << MAX(24u, p.windowLog + 3);
+}
+
+/* zstd: two windows (4 MiB at the default level). */
+static uint64_t zstd_group_size(int level) {
+        ZSTD_compressionParameters p = ZSTD_getCParams(level, 0, 0);
+        return (uint64_t) 1 << MAX(22u, p.windowLog + 1);
 }
 
 static int zstd_errno(size_t ret) {
@@ -289,6 +307,7 @@ const pf_codec pf_codec_zstd = {
         .max_level = 19,
         .default_level = 3, /* zstd's own default; guix pack's -19 is ~40x slower */
         .unit_size = zstd_unit_size,
+        .group_size = zstd_group_size,
         .encode = zstd_encode,
 };
 

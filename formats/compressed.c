@@ -19,7 +19,7 @@
 #define UNIT_LAYOUT "packfs unit 1"
 #define MANIFEST_LAYOUT "packfs manifest 1"
 
-/* Small items close their unit early (at 1/8 of the unit size or more) when
+/* Small items close their group early (at 1/4 of the group size or more) when
  * their identity's first byte is below this: about one item in four, chosen by
  * content, so unit boundaries among small items resynchronise right after a
  * change instead of shifting through the rest of the pack. */
@@ -79,7 +79,7 @@ typedef struct unit_builder {
         gcry_md_hd_t md;        /* of the open unit, or NULL */
         const pf_codec *codec;
         int level;
-        uint64_t unit_size;
+        uint64_t unit_size, group_size;
 } unit_builder;
 
 static int unit_open(unit_builder *u, uint64_t offset) {
@@ -147,7 +147,8 @@ static int content_digest(const pf_plan *base, const pf_plan_segment *s, uint8_t
 }
 
 int pf_compressed_units(const pf_plan *base, const pf_codec *codec, int level, pf_unit **ret, size_t *ret_n) {
-        unit_builder u = { .codec = codec, .level = level, .unit_size = codec->unit_size(level) };
+        unit_builder u = { .codec = codec, .level = level, .unit_size = codec->unit_size(level),
+                           .group_size = MIN(codec->group_size(level), codec->unit_size(level)) };
         size_t n_segments = pf_plan_n_segments(base);
         int r = 0;
 
@@ -160,7 +161,7 @@ int pf_compressed_units(const pf_plan *base, const pf_codec *codec, int level, p
                 else if ((r = content_digest(base, s, digest)) < 0)
                         break;
 
-                if (!s->has_identity || s->length >= u.unit_size) {
+                if (!s->has_identity || s->length >= u.group_size) {
                         /* Alone, in pieces of the unit size. */
                         unit_close(&u);
                         for (uint64_t off = 0; off < s->length && r >= 0; off += u.unit_size) {
@@ -172,12 +173,12 @@ int pf_compressed_units(const pf_plan *base, const pf_codec *codec, int level, p
                         }
                         continue;
                 }
-                if (u.md && u.units[u.n].length + s->length > u.unit_size)
+                if (u.md && u.units[u.n].length + s->length > u.group_size)
                         unit_close(&u);
                 if (!u.md && (r = unit_open(&u, s->offset)) < 0)
                         break;
                 unit_add(&u, digest, 0, s->length);
-                if (u.units[u.n].length >= u.unit_size / 8 && s->identity[0] < GROUP_CUT_BELOW)
+                if (u.units[u.n].length >= u.group_size / 4 && s->identity[0] < GROUP_CUT_BELOW)
                         unit_close(&u);
         }
         if (r >= 0 && u.n == 0 && !u.md) {
@@ -539,13 +540,14 @@ static double seconds_since(const struct timespec *start) {
 }
 
 static void log_summary(const encoding *e, const char *name, size_t encoded, uint64_t in_bytes,
-                        const struct timespec *start) {
+                        const struct timespec *start, double planned, double looked_up) {
         uint64_t out_bytes = 0;
         for (size_t i = 0; i < e->n_units; i++)
                 out_bytes += e->objs[i].size;
-        log_info("%s: encoded %zu of %zu units (%llu bytes in) in %.2f s, %zu from the cache; %llu bytes", name,
-                 encoded, e->n_units, (unsigned long long) in_bytes, seconds_since(start), e->n_units - encoded,
-                 (unsigned long long) out_bytes);
+        log_info("%s: encoded %zu of %zu units (%llu bytes in) in %.2f s, %zu from the cache; %llu bytes"
+                 " (base plan %.3f s, cutting and lookup %.3f s)",
+                 name, encoded, e->n_units, (unsigned long long) in_bytes, seconds_since(start),
+                 e->n_units - encoded, (unsigned long long) out_bytes, planned, looked_up - planned);
 }
 
 static void store_manifest(const encoding *e, const uint8_t key[32]) {
@@ -565,6 +567,7 @@ typedef struct pack_encoding {
         pf_plan *base;          /* NULL until encoding_init() may run */
         char name[1024];
         struct timespec start;
+        double planned, looked_up;      /* seconds from start: base plan made, units looked up */
         size_t missing;
         uint64_t missing_bytes;
 } pack_encoding;
@@ -580,9 +583,11 @@ static int pack_encoding_begin(pack_encoding *pe, const pf_format *self, const p
         r = base_plan(self, view, &pe->base);
         if (r < 0)
                 return r;
+        pe->planned = seconds_since(&pe->start);
         r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache);
         if (r < 0)
                 return r;
+        pe->looked_up = seconds_since(&pe->start);
         pe->missing_bytes = encoding_missing_bytes(&pe->e, &pe->missing);
         return encoding_start(&pe->e, pe->name);
 }
@@ -593,7 +598,8 @@ static int pack_encoding_end(pack_encoding *pe, int r, const uint8_t manifest[32
         if (r < 0)
                 return log_error_errno(r, "%s: encoding failed", pe->name);
         if (pe->missing > 0)
-                log_summary(&pe->e, pe->name, pe->missing, pe->missing_bytes, &pe->start);
+                log_summary(&pe->e, pe->name, pe->missing, pe->missing_bytes, &pe->start, pe->planned,
+                            pe->looked_up);
         store_manifest(&pe->e, manifest);
         return 0;
 }

@@ -29,9 +29,13 @@ _Static_assert(sizeof(struct ustar) == TAR_BLOCK, "a ustar header is one block")
 
 #define USTAR_MAX_SIZE 077777777777ULL
 
+/* WIDTH-1 zero-padded octal digits and a NUL, as GNU tar writes them. By hand:
+ * headers are made for every member read, and snprintf was most of it. Callers
+ * pass values that fit (USTAR_MAX_SIZE and smaller). */
 static void octal(char *field, size_t width, uint64_t v) {
-        /* width-1 digits and a NUL, as GNU tar writes them. */
-        snprintf(field, width, "%0*llo", (int) (width - 1), (unsigned long long) v);
+        field[width - 1] = 0;
+        for (size_t i = width - 1; i > 0; i--, v >>= 3)
+                field[i - 1] = (char) ('0' + (v & 7));
 }
 
 static void finish_block(struct ustar *h) {
@@ -40,7 +44,7 @@ static void finish_block(struct ustar *h) {
         memset(h->chksum, ' ', sizeof(h->chksum));
         for (size_t i = 0; i < sizeof(*h); i++)
                 sum += ((const uint8_t *) h)[i];
-        snprintf(h->chksum, sizeof(h->chksum), "%06o", sum);
+        octal(h->chksum, 7, sum);
         h->chksum[7] = ' ';
 }
 
@@ -91,6 +95,18 @@ static size_t pax_record(char *out, const char *key, const char *value) {
         while (snprintf(NULL, 0, "%zu", len) + payload != len)
                 len = snprintf(NULL, 0, "%zu", len) + payload;
         return (size_t) sprintf(out, "%zu %s=%s\n", len, key, value);
+}
+
+int tar_header_size(const tar_entry *e) {
+        uint8_t buf[TAR_HEADER_MAX];
+        size_t name_len = strnlen(e->name, 4097);
+
+        /* One block when ustar holds it all: short name (longer ones may still
+         * split, which the slow path works out), short link, small size. */
+        if (name_len <= 100 && (!e->link || strnlen(e->link, 101) <= 100) &&
+            (!S_ISREG(e->mode) || e->size <= USTAR_MAX_SIZE))
+                return TAR_BLOCK;
+        return tar_header_write(e, buf);
 }
 
 int tar_header_write(const tar_entry *e, uint8_t *buf) {

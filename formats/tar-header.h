@@ -26,6 +26,9 @@ typedef struct tar_entry {
 /* Writes the header(s) of E into BUF (at least TAR_HEADER_MAX bytes) and returns
  * their length, a multiple of 512; -ENAMETOOLONG if a name exceeds 4096 bytes. */
 int tar_header_write(const tar_entry *e, uint8_t *buf);
+/* What tar_header_write() would return, without writing (cheap for the common
+ * single-block header: planning asks it for every member). */
+int tar_header_size(const tar_entry *e);
 
 /* Padding after LEN bytes of data to the next 512-byte block. */
 static inline uint64_t tar_padding(uint64_t len) {

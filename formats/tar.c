@@ -217,7 +217,6 @@ static int tar_generate(const void *format_data, uint64_t cookie, uint64_t offse
  * or DATA when FILE_PATH is NULL) and padding. */
 static int add_member(tar_planner *t, const char *name, const char *link, mode_t mode, uint64_t size,
                       const char *file_path, int64_t mtime, const uint8_t *data) {
-        uint8_t header[TAR_HEADER_MAX];
         tar_plan_data *d = t->data;
         const char *iname, *ilink = NULL;
         int n, r;
@@ -240,7 +239,7 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
         }
         tar_entry *e = &d->entries[d->n_entries];
         *e = (tar_entry) { .name = iname, .link = ilink, .mode = mode, .size = S_ISREG(mode) ? size : 0 };
-        n = tar_header_write(e, header);
+        n = tar_header_size(e);
         if (n < 0) {
                 log_error("%s: %s: name too long for a tar member", t->view->name, name);
                 return n;

@@ -65,8 +65,9 @@ static const char schema_sql[] =
         "CREATE INDEX IF NOT EXISTS objects_by_use ON objects (last_use);"
         "CREATE TABLE IF NOT EXISTS manifests (key BLOB PRIMARY KEY, objects BLOB NOT NULL,"
         "  last_use INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE TABLE IF NOT EXISTS records (key BLOB PRIMARY KEY, data BLOB NOT NULL, size INTEGER NOT NULL,"
-        "  last_use INTEGER NOT NULL) WITHOUT ROWID;"
+        /* A rowid table: in a WITHOUT ROWID one, every seek copies the large rows it passes. */
+        "CREATE TABLE IF NOT EXISTS records (key BLOB PRIMARY KEY, size INTEGER NOT NULL,"
+        "  last_use INTEGER NOT NULL, data BLOB NOT NULL);"
         "CREATE INDEX IF NOT EXISTS records_by_use ON records (last_use);"
         "CREATE TABLE IF NOT EXISTS jobs (pid INTEGER NOT NULL, id INTEGER NOT NULL, owner TEXT NOT NULL,"
         "  name TEXT NOT NULL, total INTEGER NOT NULL, done INTEGER NOT NULL, started INTEGER NOT NULL,"
@@ -606,19 +607,6 @@ void pf_cache_writer_abort(pf_cache_writer *w) {
         free(w);
 }
 
-static int fsync_parent(const char *path) {
-        _cleanup_free_ char *dir = strdup(path);
-        _cleanup_close_ int fd = -1;
-
-        if (!dir)
-                return -ENOMEM;
-        *strrchr(dir, '/') = 0;
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fsync(fd) < 0)
-                return negative_errno();
-        return 0;
-}
-
 int pf_cache_writer_commit(pf_cache_writer *w, pf_cache_object *ret) {
         pf_cache *c = w->cache;
         char path[PATH_MAX];
@@ -658,7 +646,10 @@ int pf_cache_writer_commit(pf_cache_writer *w, pf_cache_object *ret) {
         w->tmp_path = NULL;
         close(w->fd);
         w->fd = -1;
-        fsync_parent(path);
+        /* The directory is not fsynced: if a crash loses the rename, the index
+         * row outlives the file, and pf_cache_acquire() drops it and the unit
+         * is encoded again. Only the file's own bytes must be durable before
+         * the rename can make them visible. */
         if (stat(path, &s) < 0) {
                 r = log_error_errno(negative_errno(), "cache: %s", path);
                 goto fail;
@@ -811,8 +802,9 @@ int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, si
                 sqlite3_bind_int64(st, 4, now_ns());
                 r = step_done(st);
         }
-        if (r >= 0)
-                evict_locked(c);
+        /* No eviction here: a plan records a list per item, and each pass
+         * sums the whole index. Records are small; the next object's commit
+         * makes room for them. */
         pthread_mutex_unlock(&c->lock);
         return r;
 }

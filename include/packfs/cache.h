@@ -84,7 +84,7 @@ int pf_cache_manifest_put(pf_cache *c, const uint8_t key[32], const uint8_t (*ke
 
 /* Records: small byte strings kept in the index itself (a store item's member
  * list, walkcache.h), counted in the size and evicted least recently used like
- * objects, never pinned: get returns a malloc'd copy (-ENOENT if absent). Their
+ * objects (when an object is committed), never pinned: get returns a malloc'd copy (-ENOENT if absent). Their
  * integrity is their owner's to check. */
 int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *ret_size);
 int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size);

@@ -32,6 +32,10 @@ typedef struct pf_codec {
         /* Input bytes per unit that keep the ratio of one whole-stream encoding
          * (xz: its MT block size, 3 x the dictionary; zstd: 4 x its window). */
         uint64_t (*unit_size)(int level);
+        /* Input bytes up to which small store items share one unit. A changed
+         * item re-encodes the groups it leaves and joins, so groups are as
+         * small as the ratio allows: about as far back as the codec looks. */
+        uint64_t (*group_size)(int level);
         /* Encodes SIZE bytes from READ as one unit to WRITE. */
         int (*encode)(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata);
 } pf_codec;

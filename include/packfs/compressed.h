@@ -5,7 +5,8 @@
  *
  * The base plan's segments (plan.h) are cut into units: a large segment into
  * pieces of the codec's unit size, small segments with an identity grouped up to
- * it (boundaries partly chosen by the items' own digests, so a changed item moves
+ * the codec's (smaller) group size, about the distance it looks back
+ * (boundaries partly chosen by the items' own digests, so a changed item moves
  * only its own group), unidentified segments alone. Each unit is encoded
  * independently and cached under a key derived from the codec, level and the
  * identities of what it holds; the pack is the concatenation of its units, which

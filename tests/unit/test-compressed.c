@@ -230,6 +230,9 @@ START_TEST(test_units) {
                 ck_assert_uint_eq(u1[i].offset, pos);
                 ck_assert_uint_le(u1[i].length, unit);
                 pieces += u1[i].length == unit;
+                /* Small items group up to the codec's group size, no further. */
+                if (u1[i].length != unit)
+                        ck_assert_uint_le(u1[i].length, c->group_size(3));
                 pos += u1[i].length;
         }
         ck_assert_uint_eq(pos, pf_plan_size(p1));

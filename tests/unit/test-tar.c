@@ -107,6 +107,13 @@ static void archive_append(archive *a, const void *data, size_t len) {
         a->size += len;
 }
 
+/* tar_header_write(), checking that tar_header_size() predicts its length. */
+static int checked_header_write(const tar_entry *e, uint8_t *buf) {
+        int n = tar_header_write(e, buf);
+        ck_assert_int_eq(tar_header_size(e), n);
+        return n;
+}
+
 static void archive_zero(archive *a, size_t len) {
         a->data = realloc(a->data, a->size + len);
         ck_assert_ptr_nonnull(a->data);
@@ -120,7 +127,7 @@ static int archive_add(archive *a, const tar_entry *e, const char *content) {
         int n;
 
         ck_assert_ptr_nonnull(h);
-        n = tar_header_write(e, h);
+        n = checked_header_write(e, h);
         ck_assert_int_gt(n, 0);
         ck_assert_int_eq(n % TAR_BLOCK, 0);
         archive_append(a, h, (size_t) n);
@@ -191,7 +198,7 @@ START_TEST(test_header_known_vector) {
         int status;
 
         hello_header(expected);
-        ck_assert_int_eq(tar_header_write(&e, got), TAR_BLOCK);
+        ck_assert_int_eq(checked_header_write(&e, got), TAR_BLOCK);
         for (size_t i = 0; i < TAR_BLOCK; i++)
                 ck_assert_msg(got[i] == expected[i], "byte %zu: %#x, expected %#x", i, got[i], expected[i]);
         assert_checksum(got);
@@ -225,7 +232,7 @@ START_TEST(test_header_types) {
 
         /* Directories carry no size, whatever the entry says; symlinks their target. */
         tar_entry d = { .name = "./gnu/store/", .mode = S_IFDIR | 0555, .size = 4096 };
-        ck_assert_int_eq(tar_header_write(&d, h), TAR_BLOCK);
+        ck_assert_int_eq(checked_header_write(&d, h), TAR_BLOCK);
         ck_assert_uint_eq(h[156], '5');
         ck_assert_str_eq((char *) h + 100, "0000555");
         ck_assert_str_eq((char *) h + 124, "00000000000");
@@ -233,7 +240,7 @@ START_TEST(test_header_types) {
         assert_checksum(h);
 
         tar_entry l = { .name = "./bin", .link = "/gnu/store/x-profile/bin", .mode = S_IFLNK | 0777 };
-        ck_assert_int_eq(tar_header_write(&l, h), TAR_BLOCK);
+        ck_assert_int_eq(checked_header_write(&l, h), TAR_BLOCK);
         ck_assert_uint_eq(h[156], '2');
         ck_assert_str_eq((char *) h + 100, "0000777");
         ck_assert_str_eq((char *) h + 157, "/gnu/store/x-profile/bin");
@@ -242,7 +249,7 @@ START_TEST(test_header_types) {
 
         /* Only permission bits (with setuid/setgid/sticky) go into mode. */
         tar_entry f = { .name = "./f", .mode = S_IFREG | 04755, .size = 077777777777ULL };
-        ck_assert_int_eq(tar_header_write(&f, h), TAR_BLOCK);
+        ck_assert_int_eq(checked_header_write(&f, h), TAR_BLOCK);
         ck_assert_str_eq((char *) h + 100, "0004755");
         /* The largest size ustar holds: no pax header yet. */
         ck_assert_str_eq((char *) h + 124, "77777777777");
@@ -298,7 +305,7 @@ START_TEST(test_header_name_split) {
                 case 9: snprintf(name, sizeof(name), "%s/n", p155); break;
                 }
                 tar_entry e = { .name = name, .mode = mode };
-                int n = tar_header_write(&e, h);
+                int n = checked_header_write(&e, h);
                 if (cases[i].ustar) {
                         ck_assert_msg(n == TAR_BLOCK, "case %zu: %d bytes", i, n);
                         header_name(h, back);
@@ -361,7 +368,7 @@ START_TEST(test_header_pax) {
 
         /* A name longer than 255 without a usable slash. */
         tar_entry e = { .name = long_name, .mode = S_IFREG | 0644, .size = 3 };
-        n = tar_header_write(&e, h);
+        n = checked_header_write(&e, h);
         ck_assert_int_eq(n, 3 * TAR_BLOCK);
         text = pax_records(h, n);
         snprintf(expected, sizeof(expected), "310 path=%s\n", long_name);
@@ -371,7 +378,7 @@ START_TEST(test_header_pax) {
 
         /* A link target of 101: linkpath; 100 still fits. */
         tar_entry l = { .name = "./l", .link = long_link, .mode = S_IFLNK | 0777 };
-        n = tar_header_write(&l, h);
+        n = checked_header_write(&l, h);
         text = pax_records(h, n);
         snprintf(expected, sizeof(expected), "115 linkpath=%s\n", long_link);
         ck_assert_str_eq(text, expected);
@@ -380,30 +387,30 @@ START_TEST(test_header_pax) {
         /* The ustar header holds the target truncated, as GNU tar writes it. */
         ck_assert_int_eq(memcmp(h + 2 * TAR_BLOCK + 157, long_link, 100), 0);
         long_link[100] = 0;
-        ck_assert_int_eq(tar_header_write(&l, h), TAR_BLOCK);
+        ck_assert_int_eq(checked_header_write(&l, h), TAR_BLOCK);
         ck_assert_int_eq(memcmp(h + 157, long_link, 100), 0);      /* 100 bytes, no NUL */
         ck_assert_int_eq(memcmp(h + 257, "ustar", 6), 0);
 
         /* Sizes of 8 GiB and more: a size record and 0 in the ustar field. */
         tar_entry big = { .name = "./big", .mode = S_IFREG | 0644, .size = 8ULL << 30 };
-        n = tar_header_write(&big, h);
+        n = checked_header_write(&big, h);
         text = pax_records(h, n);
         ck_assert_str_eq(text, "19 size=8589934592\n");
         free(text);
         ck_assert_str_eq((char *) h + TAR_BLOCK * 2 + 124, "00000000000");
         big.size = UINT64_MAX;
-        n = tar_header_write(&big, h);
+        n = checked_header_write(&big, h);
         text = pax_records(h, n);
         ck_assert_str_eq(text, "29 size=18446744073709551615\n");
         free(text);
         /* No size record for a symlink or directory, whatever .size says. */
         tar_entry dir = { .name = "./d/", .mode = S_IFDIR | 0755, .size = 8ULL << 30 };
-        ck_assert_int_eq(tar_header_write(&dir, h), TAR_BLOCK);
+        ck_assert_int_eq(checked_header_write(&dir, h), TAR_BLOCK);
 
         /* All three at once, in the order path, linkpath, size. */
         tar_entry all = { .name = long_name, .link = "x", .mode = S_IFREG | 0644, .size = 10ULL << 30 };
         long_link[100] = 'l';
-        n = tar_header_write(&all, h);
+        n = checked_header_write(&all, h);
         text = pax_records(h, n);
         snprintf(expected, sizeof(expected), "310 path=%s\n20 size=10737418240\n", long_name);
         ck_assert_str_eq(text, expected);
@@ -425,7 +432,7 @@ START_TEST(test_header_pax_lengths) {
         for (size_t len = 256; len <= 4096; len++) {
                 name[len] = 0;
                 tar_entry e = { .name = name, .mode = S_IFREG | 0644 };
-                int n = tar_header_write(&e, h);
+                int n = checked_header_write(&e, h);
                 text = pax_records(h, n);
                 size_t payload = strlen(" path=\n") + len;
                 size_t expected = payload + (payload + 1 < 10 ? 1 : payload + 2 < 100 ? 2 : payload + 3 < 1000 ? 3 : 4);
@@ -439,7 +446,7 @@ START_TEST(test_header_pax_lengths) {
         for (size_t len = 101; len <= 4096; len++) {
                 link[len] = 0;
                 tar_entry e = { .name = "./l", .link = link, .mode = S_IFLNK | 0777 };
-                int n = tar_header_write(&e, h);
+                int n = checked_header_write(&e, h);
                 text = pax_records(h, n);
                 ck_assert_uint_eq(strtoul(text, NULL, 10), strlen(text));
                 free(text);
@@ -449,12 +456,12 @@ START_TEST(test_header_pax_lengths) {
         /* The boundary records themselves. */
         name[989] = 0;
         tar_entry e = { .name = name, .mode = S_IFREG | 0644 };
-        text = pax_records(h, tar_header_write(&e, h));
+        text = pax_records(h, checked_header_write(&e, h));
         ck_assert_int_eq(strncmp(text, "999 path=", 9), 0);
         free(text);
         name[989] = 'n';
         name[990] = 0;
-        text = pax_records(h, tar_header_write(&e, h));
+        text = pax_records(h, checked_header_write(&e, h));
         ck_assert_int_eq(strncmp(text, "1001 path=", 10), 0);
         free(text);
         name[990] = 'n';
@@ -462,15 +469,15 @@ START_TEST(test_header_pax_lengths) {
         /* Limits: 4096 is accepted, and the worst case fits TAR_HEADER_MAX exactly
          * allocated (ASan would catch an overflow). */
         tar_entry worst = { .name = name, .link = link, .mode = S_IFREG | 0644, .size = UINT64_MAX };
-        int n = tar_header_write(&worst, h);
+        int n = checked_header_write(&worst, h);
         ck_assert_int_gt(n, 0);
         ck_assert_int_le(n, TAR_HEADER_MAX);
         free(pax_records(h, n));
         char *too_long = repeat('n', 4097);
         tar_entry e1 = { .name = too_long, .mode = S_IFREG | 0644 };
-        ck_assert_int_eq(tar_header_write(&e1, h), -ENAMETOOLONG);
+        ck_assert_int_eq(checked_header_write(&e1, h), -ENAMETOOLONG);
         tar_entry e2 = { .name = "./l", .link = too_long, .mode = S_IFLNK | 0777 };
-        ck_assert_int_eq(tar_header_write(&e2, h), -ENAMETOOLONG);
+        ck_assert_int_eq(checked_header_write(&e2, h), -ENAMETOOLONG);
         free(too_long);
         free(name);
         free(link);
@@ -526,7 +533,7 @@ START_TEST(test_header_readers) {
         /* An 8 GiB member, its data a hole in a sparse file. */
         tar_entry big = { .name = "./big", .mode = S_IFREG | 0644, .size = (8ULL << 30) + 1 };
         uint8_t *h = malloc(TAR_HEADER_MAX);
-        int n = tar_header_write(&big, h);
+        int n = checked_header_write(&big, h);
         pathf(path, "%s/big.tar", tmp);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         ck_assert_int_ge(fd, 0);

@@ -324,6 +324,14 @@ START_TEST(test_records_evicted) {
                 struct timespec ms = { 0, 2000000 };
                 nanosleep(&ms, NULL);
         }
+        /* Evicted when the next object is committed. */
+        pf_cache_writer *w;
+        pf_cache_object o;
+        ck_assert_int_eq(pf_cache_writer_new(c, key[2], &w), 0);
+        ck_assert_int_eq(pf_cache_writer_write(w, "x", 1), 0);
+        ck_assert_int_eq(pf_cache_writer_commit(w, &o), 0);
+        pf_cache_unpin(c, key[2]);
+        pf_cache_object_done(&o);
         ck_assert_int_eq(pf_cache_record_get(c, key[0], &data, &size), -ENOENT);
         ck_assert_int_eq(pf_cache_record_get(c, key[2], &data, &size), 0);
         ck_assert_uint_eq(size, sizeof(payload));
@@ -331,7 +339,7 @@ START_TEST(test_records_evicted) {
         free(data);
         ck_assert_int_eq(pf_cache_get_usage(c, &u), 0);
         ck_assert_uint_eq(u.records, 2);
-        ck_assert_uint_eq(u.bytes, 2 * sizeof(payload));
+        ck_assert_uint_eq(u.bytes, 2 * sizeof(payload) + 1);
         ck_assert_int_eq(pf_cache_record_drop(c, key[2]), 0);
         ck_assert_int_eq(pf_cache_record_get(c, key[2], &data, &size), -ENOENT);
         pf_cache_free(c);

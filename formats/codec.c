@@ -231,10 +231,10 @@ static uint64_t zstd_unit_size(int level) {
         return (uint64_t) 1 << MAX(24u, p.windowLog + 3);
 }
 
-/* zstd: two windows (4 MiB at the default level). */
+/* zstd: one window (2 MiB at the default level, at least 2 MiB). */
 static uint64_t zstd_group_size(int level) {
         ZSTD_compressionParameters p = ZSTD_getCParams(level, 0, 0);
-        return (uint64_t) 1 << MAX(22u, p.windowLog + 1);
+        return (uint64_t) 1 << MAX(21u, p.windowLog);
 }
 
 static int zstd_errno(size_t ret) {

@@ -87,26 +87,44 @@ static int split_name(const char *name, struct ustar *h) {
         return -1;
 }
 
-static size_t pax_record(char *out, const char *key, const char *value) {
-        size_t payload = 1 + strlen(key) + 1 + strlen(value) + 1;
+static size_t decimal_digits(size_t v) {
+        size_t n = 1;
+        for (; v >= 10; v /= 10)
+                n++;
+        return n;
+}
+
+/* The length of the record "LEN KEY=VALUE\n", which counts its own digits. */
+static size_t pax_record_length(size_t key_len, size_t value_len) {
+        size_t payload = 1 + key_len + 1 + value_len + 1;
         size_t len = payload + 1;
 
-        /* The length counts its own digits. */
-        while (snprintf(NULL, 0, "%zu", len) + payload != len)
-                len = snprintf(NULL, 0, "%zu", len) + payload;
+        while (decimal_digits(len) + payload != len)
+                len = decimal_digits(len) + payload;
+        return len;
+}
+
+static size_t pax_record(char *out, const char *key, const char *value) {
+        size_t len = pax_record_length(strlen(key), strlen(value));
         return (size_t) sprintf(out, "%zu %s=%s\n", len, key, value);
 }
 
 int tar_header_size(const tar_entry *e) {
-        uint8_t buf[TAR_HEADER_MAX];
-        size_t name_len = strnlen(e->name, 4097);
+        size_t name_len = strnlen(e->name, 4097), link_len = e->link ? strnlen(e->link, 4097) : 0, records = 0;
+        struct ustar h;
 
-        /* One block when ustar holds it all: short name (longer ones may still
-         * split, which the slow path works out), short link, small size. */
-        if (name_len <= 100 && (!e->link || strnlen(e->link, 101) <= 100) &&
-            (!S_ISREG(e->mode) || e->size <= USTAR_MAX_SIZE))
+        /* The same decisions as tar_header_write(), without the formatting. */
+        if (name_len > 4096 || link_len > 4096)
+                return -ENAMETOOLONG;
+        if (name_len > sizeof(h.name) && split_name(e->name, &h) < 0)
+                records += pax_record_length(strlen("path"), name_len);
+        if (link_len > sizeof(h.linkname))
+                records += pax_record_length(strlen("linkpath"), link_len);
+        if (!S_ISDIR(e->mode) && !S_ISLNK(e->mode) && e->size > USTAR_MAX_SIZE)
+                records += pax_record_length(strlen("size"), decimal_digits(e->size));
+        if (records == 0)
                 return TAR_BLOCK;
-        return tar_header_write(e, buf);
+        return (int) (TAR_BLOCK + records + tar_padding(records) + TAR_BLOCK);
 }
 
 int tar_header_write(const tar_entry *e, uint8_t *buf) {

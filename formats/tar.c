@@ -280,12 +280,16 @@ static void item_identity(const pf_closure_item *item, uint8_t identity[32]) {
 static int on_store_entry(void *userdata, const pf_walk_entry *e) {
         tar_planner *t = userdata;
         char name[sizeof(t->path)];
-        int n;
+        size_t len = strlen(e->path);
 
         /* Member name: "." + absolute path, and a trailing slash for directories. */
-        n = snprintf(name, sizeof(name), ".%s%s", e->path, S_ISDIR(e->mode) ? "/" : "");
-        if (n < 0 || (size_t) n >= sizeof(name))
+        if (len + 3 > sizeof(name))
                 return -ENAMETOOLONG;
+        name[0] = '.';
+        memcpy(name + 1, e->path, len);
+        if (S_ISDIR(e->mode))
+                name[++len] = '/';
+        name[len + 1] = 0;
         return add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime, NULL);
 }
 

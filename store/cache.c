@@ -60,6 +60,9 @@ struct pf_cache_job {
 static const char schema_sql[] =
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=NORMAL;"
+        /* Member-list records are read whole at every plan: through a mapping,
+         * not a pread per page. */
+        "PRAGMA mmap_size=268435456;"
         "CREATE TABLE IF NOT EXISTS objects (key BLOB PRIMARY KEY, size INTEGER NOT NULL,"
         "  last_use INTEGER NOT NULL) WITHOUT ROWID;"
         "CREATE INDEX IF NOT EXISTS objects_by_use ON objects (last_use);"

@@ -319,21 +319,24 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
                 /* Each item's members are a segment of their own: their bytes
                  * depend on the item alone, so compressed variants encode and
                  * cache them once for every pack that holds the item. */
-                for (size_t i = 0; i < t->view->closure->n_items; i++) {
-                        const pf_closure_item *item = &t->view->closure->items[i];
-                        uint8_t identity[32];
-                        bool replayed;
+                const pf_closure *closure = t->view->closure;
+                pf_walk_batch *batch;
 
-                        item_identity(item, identity);
+                r = pf_walk_batch_new(t->view->cache, closure->items, closure->n_items, &batch);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < closure->n_items && r >= 0; i++) {
+                        uint8_t identity[32];
+                        bool walked;
+
+                        item_identity(&closure->items[i], identity);
                         r = pf_plan_begin_segment(t->builder, identity);
-                        if (r < 0)
-                                return r;
-                        r = pf_walk_cached(t->view->cache, item->path, item->nar_hash, on_store_entry, t, &replayed);
-                        if (r < 0)
-                                return r;
-                        t->n_walked += !replayed;
+                        if (r >= 0)
+                                r = pf_walk_batch_item(batch, i, on_store_entry, t, &walked);
+                        t->n_walked += r >= 0 && walked;
                 }
-                return pf_plan_begin_segment(t->builder, NULL);
+                pf_walk_batch_free(batch);
+                return r < 0 ? r : pf_plan_begin_segment(t->builder, NULL);
         }
         for (size_t i = 0; i < n->n_children; i++) {
                 r = plan_extras(t, n->children[i], path_len);

@@ -718,7 +718,8 @@ int pf_cache_manifest_get(pf_cache *c, const uint8_t key[32], uint8_t (**ret_key
                 r = -ENOMEM;
                 goto out;
         }
-        memcpy(*ret_keys, sqlite3_column_blob(st, 0), bytes);
+        if (bytes > 0) /* an empty blob is NULL */
+                memcpy(*ret_keys, sqlite3_column_blob(st, 0), bytes);
         r = 0;
 out:
         sqlite3_finalize(st);
@@ -772,7 +773,8 @@ int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *
                 r = -ENOMEM;
                 goto out;
         }
-        memcpy(*ret, sqlite3_column_blob(st, 0), size);
+        if (size > 0) /* an empty blob is NULL */
+                memcpy(*ret, sqlite3_column_blob(st, 0), size);
         *ret_size = size;
         last_use = sqlite3_column_int64(st, 1);
         sqlite3_finalize(st);

@@ -18,12 +18,23 @@ struct walk_state {
         void *userdata;
 };
 
+typedef struct dir_name {
+        char *name;
+        unsigned char type;     /* d_type: DT_UNKNOWN when the filesystem does not say */
+} dir_name;
+
 static int name_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
+        return strcmp(((const dir_name *) a)->name, ((const dir_name *) b)->name);
 }
 
-static int read_sorted_names(int dir_fd, char ***ret, size_t *ret_n) {
-        char **v = NULL;
+static void names_free(dir_name *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i].name);
+        free(v);
+}
+
+static int read_sorted_names(int dir_fd, dir_name **ret, size_t *ret_n) {
+        dir_name *v = NULL;
         size_t n = 0, allocated = 0;
         struct dirent *de;
         int fd = dup(dir_fd);
@@ -41,23 +52,22 @@ static int read_sorted_names(int dir_fd, char ***ret, size_t *ret_n) {
                         continue;
                 if (n == allocated) {
                         size_t na = allocated ? allocated * 2 : 16;
-                        char **nv = reallocarray(v, na, sizeof(*v));
+                        dir_name *nv = reallocarray(v, na, sizeof(*v));
                         if (!nv)
                                 goto oom;
                         v = nv;
                         allocated = na;
                 }
-                v[n] = strdup(de->d_name);
-                if (!v[n])
+                v[n].name = strdup(de->d_name);
+                v[n].type = de->d_type;
+                if (!v[n].name)
                         goto oom;
                 n++;
         }
         if (errno != 0) {
                 int r = negative_errno();
                 closedir(d);
-                for (size_t i = 0; i < n; i++)
-                        free(v[i]);
-                free(v);
+                names_free(v, n);
                 return r;
         }
         closedir(d);
@@ -68,19 +78,23 @@ static int read_sorted_names(int dir_fd, char ***ret, size_t *ret_n) {
         return 0;
 oom:
         closedir(d);
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
+        names_free(v, n);
         return -ENOMEM;
 }
 
-static int walk_entry(struct walk_state *w, int parent_fd, const char *name, size_t path_len, unsigned depth) {
+static int walk_entry(struct walk_state *w, int parent_fd, const char *name, unsigned char type, size_t path_len,
+                      unsigned depth) {
         char target[PATH_MAX];
-        struct stat st;
+        struct stat st = {};
         pf_walk_entry e = {};
         int r;
 
-        if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        /* A symlink's lstat() says nothing readlink() does not (Linux gives them
+         * all mode 0777), and profiles are mostly symlinks: skip it when the
+         * directory entry already says what this is. */
+        if (type == DT_LNK)
+                st.st_mode = S_IFLNK | 0777;
+        else if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return log_error_errno(negative_errno(), "%s", w->path);
         if (strchr(name, '\n')) {
                 log_error("%s: refusing a file name with a newline", w->path);
@@ -95,8 +109,10 @@ static int walk_entry(struct walk_state *w, int parent_fd, const char *name, siz
                 e.size = (uint64_t) st.st_size;
         else if (S_ISLNK(st.st_mode)) {
                 ssize_t len = readlinkat(parent_fd, name, target, sizeof(target) - 1);
-                if (len < 0)
+                if (len < 0) {
+                        /* EINVAL: d_type said symlink but it no longer is one. */
                         return log_error_errno(negative_errno(), "%s", w->path);
+                }
                 target[len] = 0;
                 e.link_target = target;
         } else if (!S_ISDIR(st.st_mode)) {
@@ -111,26 +127,24 @@ static int walk_entry(struct walk_state *w, int parent_fd, const char *name, siz
         _cleanup_close_ int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return log_error_errno(negative_errno(), "%s", w->path);
-        char **names = NULL;
+        dir_name *names = NULL;
         size_t n = 0;
         r = read_sorted_names(fd, &names, &n);
         if (r < 0)
                 return log_error_errno(r, "%s", w->path);
-        for (size_t i = 0; i < n; i++) {
-                size_t len = strlen(names[i]);
-                if (r >= 0 && path_len + 1 + len >= sizeof(w->path)) {
-                        log_error("%s/%s: path too long", w->path, names[i]);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                size_t len = strlen(names[i].name);
+                if (path_len + 1 + len >= sizeof(w->path)) {
+                        log_error("%s/%s: path too long", w->path, names[i].name);
                         r = -ENAMETOOLONG;
+                        break;
                 }
-                if (r >= 0) {
-                        w->path[path_len] = '/';
-                        memcpy(w->path + path_len + 1, names[i], len + 1);
-                        r = walk_entry(w, fd, names[i], path_len + 1 + len, depth + 1);
-                        w->path[path_len] = 0;
-                }
-                free(names[i]);
+                w->path[path_len] = '/';
+                memcpy(w->path + path_len + 1, names[i].name, len + 1);
+                r = walk_entry(w, fd, names[i].name, names[i].type, path_len + 1 + len, depth + 1);
+                w->path[path_len] = 0;
         }
-        free(names);
+        names_free(names, n);
         return r;
 }
 
@@ -151,5 +165,5 @@ int pf_walk(const char *item_path, pf_walk_fn fn, void *userdata) {
         parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (parent_fd < 0)
                 return log_error_errno(negative_errno(), "%s", parent);
-        return walk_entry(&w, parent_fd, slash + 1, len, 0);
+        return walk_entry(&w, parent_fd, slash + 1, DT_UNKNOWN, len, 0);
 }

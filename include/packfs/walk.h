@@ -16,7 +16,9 @@ typedef struct pf_walk_entry {
         const char *rel_path;   /* relative to the item: "" for the item itself */
         mode_t mode;            /* type and permission bits, from lstat */
         uint64_t size;          /* regular files: st_size; else 0 */
-        int64_t mtime;          /* st_mtime, to notice a change after planning */
+        int64_t mtime;          /* st_mtime, to notice a change after planning; 0 for
+                                 * symlinks (their lstat is skipped when readdir
+                                 * says what they are) */
         const char *link_target;/* symlinks: their target; else NULL */
         unsigned depth;         /* 0 for the item itself */
 } pf_walk_entry;

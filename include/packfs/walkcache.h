@@ -12,18 +12,35 @@
  * fresh walk that went stale), never other bytes. A record carries a SHA-256 of
  * its contents; a damaged one is dropped, logged and the item walked again.
  *
- * Replay calls FN with the same entries, in the same order, as pf_walk(). Only a
- * walk that completed (FN never failed) is recorded.
+ * Replay calls FN with the same entries, in the same order, as pf_walk(). An
+ * item is always walked whole into a record first and then replayed, so FN's
+ * errors stop the replay, not the recording; a walk that fails records nothing.
  */
 #pragma once
 
 #include <stdbool.h>
 
 #include "packfs/cache.h"
+#include "packfs/store.h"
 #include "packfs/walk.h"
 
-/* Walks ITEM_PATH, or replays its record. CACHE NULL, or NAR_HASH NULL or empty,
- * is a plain pf_walk(). *RET_REPLAYED (if not NULL) tells which happened. */
+/* The items of a plan, in order: their records are fetched at once, and the
+ * items that have none (the ones that changed since the last plan, or all of
+ * them the first time) are walked by worker threads, one per core, while the
+ * caller replays the others. CACHE may be NULL (every item is walked, nothing
+ * is recorded); items without a NAR hash are walked and not recorded. A batch
+ * belongs to one thread, which takes its items in order. */
+typedef struct pf_walk_batch pf_walk_batch;
+
+int pf_walk_batch_new(pf_cache *cache, const pf_closure_item *items, size_t n, pf_walk_batch **ret);
+/* Replays item I's entries to FN (waiting for its walk if need be); *RET_WALKED
+ * tells whether it had to be walked. Returns the walk's or FN's error. */
+int pf_walk_batch_item(pf_walk_batch *b, size_t i, pf_walk_fn fn, void *userdata, bool *ret_walked);
+/* Stops the walkers (after their current item) and frees everything. */
+void pf_walk_batch_free(pf_walk_batch *b);
+
+/* One item: walks ITEM_PATH, or replays its record. CACHE NULL, or NAR_HASH NULL
+ * or empty, is a plain pf_walk(). *RET_REPLAYED (if not NULL) tells which. */
 int pf_walk_cached(pf_cache *cache, const char *item_path, const char *nar_hash, pf_walk_fn fn, void *userdata,
                    bool *ret_replayed);
 

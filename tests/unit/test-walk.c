@@ -268,24 +268,27 @@ START_TEST(test_cached_damage_and_failures) {
         make_item(item);
         ck_assert_int_eq(pf_walk(item, on_entry_full, &plain), 0);
 
-        /* A walk the callback stops is not recorded. */
-        memset(&r, 0, sizeof(r));
-        r.stop_after = 3;
-        ck_assert_int_eq(pf_walk_cached(c, item, "sha256:1", on_entry_full, &r, NULL), -ECANCELED);
-        pf_walk_record_key(item, "sha256:1", key);
-        ck_assert_int_eq(pf_cache_record_get(c, key, (void **) &data, &size), -ENOENT);
-
-        /* Nor is a walk that fails (a fifo), and the error comes through. */
+        /* A walk that fails (a fifo) records nothing, and the error comes
+         * through before the callback sees anything. */
         char fifo[PATH_MAX];
         pathf(fifo, "%s/dir/fifo", item);
         ck_assert_int_eq(mkfifo(fifo, 0644), 0);
         memset(&r, 0, sizeof(r));
         ck_assert_int_eq(pf_walk_cached(c, item, "sha256:1", on_entry_full, &r, NULL), -EBADMSG);
+        ck_assert_uint_eq(r.n, 0);
+        pf_walk_record_key(item, "sha256:1", key);
         ck_assert_int_eq(pf_cache_record_get(c, key, (void **) &data, &size), -ENOENT);
         ck_assert_int_eq(unlink(fifo), 0);
 
-        walk_cached(c, item, "sha256:1", &r, false);
+        /* The callback's error stops the replay and comes back; the walk was
+         * whole, so its record stays. */
+        memset(&r, 0, sizeof(r));
+        r.stop_after = 3;
+        ck_assert_int_eq(pf_walk_cached(c, item, "sha256:1", on_entry_full, &r, NULL), -ECANCELED);
+        ck_assert_uint_eq(r.n, 3);
         ck_assert_int_eq(pf_cache_record_get(c, key, (void **) &data, &size), 0);
+        walk_cached(c, item, "sha256:1", &r, true);
+        ck_assert_str_eq(r.text, plain.text);
 
         /* One flipped bit anywhere (here in a name) is noticed: the item is
          * walked again, never replayed wrong, and the record is rewritten. */
@@ -346,6 +349,77 @@ START_TEST(test_records_evicted) {
 }
 END_TEST
 
+START_TEST(test_batch) {
+        enum { N = 7 };
+        char paths[N][PATH_MAX], hashes[N][32];
+        pf_closure_item items[N];
+        record expected = {}, r;
+        pf_cache *c = walk_cache_open(UINT64_MAX);
+        pf_walk_batch *b;
+        bool walked;
+
+        for (int i = 0; i < N; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "item%d", i);
+                pathf(paths[i], "%s/%s", tmp, name);
+                ck_assert_int_eq(mkdir(paths[i], 0755), 0);
+                fixture_mkdir(paths[i], "bin");
+                for (int k = 0; k <= i; k++) {
+                        char file[32];
+                        snprintf(file, sizeof(file), "bin/f%d", k);
+                        fixture_write_str(paths[i], file, name, 0755);
+                }
+                fixture_symlink(paths[i], "link", "bin/f0");
+                snprintf(hashes[i], sizeof(hashes[i]), "sha256:%d", i);
+                items[i] = (pf_closure_item) { .path = paths[i], .nar_hash = hashes[i] };
+                ck_assert_int_eq(pf_walk(paths[i], on_entry_full, &expected), 0);
+        }
+        /* Items 1 and 3 recorded before; the others walked by the batch's
+         * threads or the caller, and replayed in order all the same. */
+        walk_cached(c, paths[1], hashes[1], &r, false);
+        walk_cached(c, paths[3], hashes[3], &r, false);
+        for (int round = 0; round < 2; round++) {
+                memset(&r, 0, sizeof(r));
+                ck_assert_int_eq(pf_walk_batch_new(c, items, N, &b), 0);
+                for (size_t i = 0; i < N; i++) {
+                        ck_assert_int_eq(pf_walk_batch_item(b, i, on_entry_full, &r, &walked), 0);
+                        ck_assert(walked == (round == 0 && i != 1 && i != 3));
+                }
+                pf_walk_batch_free(b);
+                ck_assert_str_eq(r.text, expected.text);
+        }
+
+        /* No cache: everything walked, nothing recorded. */
+        memset(&r, 0, sizeof(r));
+        ck_assert_int_eq(pf_walk_batch_new(NULL, items, N, &b), 0);
+        for (size_t i = 0; i < N; i++) {
+                ck_assert_int_eq(pf_walk_batch_item(b, i, on_entry_full, &r, &walked), 0);
+                ck_assert(walked);
+        }
+        pf_walk_batch_free(b);
+        ck_assert_str_eq(r.text, expected.text);
+
+        /* A failing item (a fifo) fails at its turn; the batch can be dropped
+         * with walks under way. */
+        char fifo[PATH_MAX];
+        pathf(fifo, "%s/bin/fifo", paths[4]);
+        ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+        for (int i = 4; i < N; i++) /* new items, walked by the batch's threads */
+                snprintf(hashes[i], sizeof(hashes[i]), "sha256:new%d", i);
+        memset(&r, 0, sizeof(r));
+        ck_assert_int_eq(pf_walk_batch_new(c, items, N, &b), 0);
+        for (size_t i = 0; i < 4; i++)
+                ck_assert_int_eq(pf_walk_batch_item(b, i, on_entry_full, &r, &walked), 0);
+        ck_assert_int_eq(pf_walk_batch_item(b, 4, on_entry_full, &r, &walked), -EBADMSG);
+        pf_walk_batch_free(b);
+        for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(pf_walk_batch_new(c, items, N, &b), 0);
+                pf_walk_batch_free(b);
+        }
+        pf_cache_free(c);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("walk");
         TCase *tc = tcase_create("core");
@@ -364,6 +438,7 @@ int main(void) {
         tcase_add_test(tc, test_cached_single_entry_items);
         tcase_add_test(tc, test_cached_damage_and_failures);
         tcase_add_test(tc, test_records_evicted);
+        tcase_add_test(tc, test_batch);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -158,6 +158,16 @@ static void object_path(const pf_cache *c, const uint8_t key[32], char *buf, siz
         snprintf(buf, size, "%s/objects/%.2s/%s", c->dir, hex, hex);
 }
 
+static bool is_disk_full(int r) {
+        return r == -ENOSPC || r == -EDQUOT;
+}
+
+static void log_disk_full_locked(pf_cache *c) {
+        if (!c->full_logged)
+                log_warning("cache %s: disk full; encoding without caching", c->dir);
+        c->full_logged = true;
+}
+
 static int exec_sql(sqlite3 *db, const char *sql) {
         char *msg = NULL;
         int r = sqlite3_exec(db, sql, NULL, NULL, &msg);
@@ -420,9 +430,21 @@ int pf_cache_acquire(pf_cache *c, const uint8_t (*keys)[32], size_t n, pf_cache_
                 pin_locked(c, keys[i]);
                 found++;
         }
-        r = exec_sql(c->db, "COMMIT");
-        if (r >= 0)
+        r = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+        if (r == SQLITE_OK)
                 goto out;
+        r = pf_sqlite_errno(r);
+        if (is_disk_full(r) || sqlite3_get_autocommit(c->db)) {
+                /* The index's disk is full (SQLite may have rolled back
+                 * already): only the last-use times are lost, the lookups
+                 * stand. */
+                if (!sqlite3_get_autocommit(c->db))
+                        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+                log_disk_full_locked(c);
+                r = 0;
+                goto out;
+        }
+        log_error("cache index: %s", sqlite3_errmsg(c->db));
 rollback:
         exec_sql(c->db, "ROLLBACK");
         for (size_t i = 0; i < n; i++)
@@ -502,16 +524,10 @@ static int memfd_new(void) {
         return fd >= 0 ? fd : log_error_errno(negative_errno(), "memfd_create");
 }
 
-static bool is_disk_full(int r) {
-        return r == -ENOSPC || r == -EDQUOT;
-}
-
 /* Logged once per process: a full disk stays full for a while. */
 static void log_disk_full(pf_cache *c) {
         pthread_mutex_lock(&c->lock);
-        if (!c->full_logged)
-                log_warning("cache %s: disk full; encoding without caching", c->dir);
-        c->full_logged = true;
+        log_disk_full_locked(c);
         pthread_mutex_unlock(&c->lock);
 }
 

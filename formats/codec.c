@@ -140,7 +140,9 @@ static uint64_t xz_unit_size(int level) {
         return MAX(3 * (uint64_t) opt.dict_size, (uint64_t) 1024 * 1024);
 }
 
-/* xz: one dictionary (8 MiB at -6). */
+/* xz: one dictionary (8 MiB at -6). Measured on the bench closure: 16 MiB and
+ * 24 MiB groups cost no less CPU within this machine's noise (±5 %), and make a
+ * new generation re-encode 2-3 times as much. */
 static uint64_t xz_group_size(int level) {
         return xz_unit_size(level) / 3;
 }

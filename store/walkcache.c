@@ -181,6 +181,8 @@ enum item_state { ITEM_RECORDED, ITEM_QUEUED, ITEM_WALKING, ITEM_WALKED };
 typedef struct batch_item {
         const char *path;       /* borrowed from the caller's items */
         bool keyed;             /* has a NAR hash: its record goes to the cache */
+        bool recorded;          /* its record came from the cache; set before any walker
+                                 * starts and never changed, so read without the lock */
         uint8_t key[32];
         uint8_t *data;          /* the record, once RECORDED or WALKED (NULL if the walk failed) */
         size_t size;
@@ -288,6 +290,7 @@ int pf_walk_batch_new(pf_cache *cache, const pf_closure_item *items, size_t n, p
                 r = pf_cache_record_get(cache, it->key, (void **) &it->data, &it->size);
                 if (r >= 0 && record_intact(it->data, it->size)) {
                         it->state = ITEM_RECORDED;
+                        it->recorded = true;
                         continue;
                 }
                 if (r >= 0) {
@@ -315,7 +318,7 @@ int pf_walk_batch_item(pf_walk_batch *b, size_t i, pf_walk_fn fn, void *userdata
         int r;
 
         *ret_walked = false;
-        if (it->state != ITEM_RECORDED) {
+        if (!it->recorded) {
                 pthread_mutex_lock(&b->lock);
                 if (it->state == ITEM_QUEUED) {
                         /* Not taken yet: walk it here rather than wait. */

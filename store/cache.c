@@ -801,6 +801,7 @@ int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *
                 sqlite3_bind_int64(st, 1, now);
                 sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
                 step_done(st); /* best effort: only the eviction order depends on it */
+                st = NULL;     /* step_done() finalized it */
         }
 out:
         sqlite3_finalize(st);

@@ -572,6 +572,92 @@ typedef struct pack_encoding {
         uint64_t missing_bytes;
 } pack_encoding;
 
+/* The identities of the segments the missing units hold, sorted. */
+typedef struct wanted {
+        uint8_t (*ids)[32];
+        size_t n;
+} wanted;
+
+static int id_cmp(const void *a, const void *b) {
+        return memcmp(a, b, 32);
+}
+
+static bool wanted_has(void *userdata, const uint8_t identity[32]) {
+        const wanted *w = userdata;
+        return w->n > 0 && bsearch(identity, w->ids, w->n, 32, id_cmp);
+}
+
+static int wanted_collect(const encoding *e, wanted *ret) {
+        size_t n_segments = pf_plan_n_segments(e->base), unit = 0;
+
+        *ret = (wanted) { .ids = malloc(MAX(n_segments, (size_t) 1) * 32) };
+        if (!ret->ids)
+                return -ENOMEM;
+        /* Segments and units both tile the plan in order. */
+        for (size_t i = 0; i < n_segments; i++) {
+                const pf_plan_segment *s = pf_plan_segment_at(e->base, i);
+                bool missing = false;
+
+                while (unit < e->n_units && e->units[unit].offset + e->units[unit].length <= s->offset)
+                        unit++;
+                for (size_t k = unit; k < e->n_units && e->units[k].offset < s->offset + s->length; k++)
+                        missing |= e->state[k] == UNIT_MISSING;
+                if (missing && s->has_identity)
+                        memcpy(ret->ids[ret->n++], s->identity, 32);
+        }
+        qsort(ret->ids, ret->n, 32, id_cmp);
+        return 0;
+}
+
+static bool same_layout(const pf_plan *a, const pf_plan *b) {
+        if (pf_plan_size(a) != pf_plan_size(b) || pf_plan_n_segments(a) != pf_plan_n_segments(b))
+                return false;
+        for (size_t i = 0; i < pf_plan_n_segments(a); i++) {
+                const pf_plan_segment *x = pf_plan_segment_at(a, i), *y = pf_plan_segment_at(b, i);
+                if (x->offset != y->offset || x->length != y->length)
+                        return false;
+        }
+        return true;
+}
+
+/* With a sparse-capable base: cuts the units from a plan that materializes no
+ * store item, then replans with only the items the missing units hold. A new
+ * generation then replays none of the unchanged items' member lists into a
+ * plan. */
+static int sparse_base(pack_encoding *pe, const pf_format *self, const pf_view *view, int level) {
+        static const wanted none = {};
+        wanted w = {};
+        pf_plan *sparse = NULL;
+        size_t missing;
+        int r;
+
+        r = self->base->plan_sparse(self->base, view, wanted_has, (void *) &none, &pe->base);
+        if (r < 0)
+                return r;
+        pe->planned = seconds_since(&pe->start);
+        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache);
+        if (r < 0)
+                return r;
+        encoding_missing_bytes(&pe->e, &missing);
+        if (missing == 0)
+                return 0;
+        r = wanted_collect(&pe->e, &w);
+        if (r >= 0)
+                r = self->base->plan_sparse(self->base, view, wanted_has, &w, &sparse);
+        free(w.ids);
+        if (r < 0)
+                return r;
+        if (!same_layout(pe->base, sparse)) {
+                /* The store changed between the two plans. */
+                pf_plan_unref(sparse);
+                return log_error_errno(-ESTALE, "%s: the closure changed while it was being planned", pe->name);
+        }
+        pf_plan_unref(pe->base);
+        pe->e.base = sparse;
+        pe->base = sparse;
+        return 0;
+}
+
 /* Plans the base, cuts it into units, looks them up, and starts encoding the
  * missing ones. */
 static int pack_encoding_begin(pack_encoding *pe, const pf_format *self, const pf_view *view, int level) {
@@ -580,11 +666,15 @@ static int pack_encoding_begin(pack_encoding *pe, const pf_format *self, const p
         *pe = (pack_encoding) {};
         clock_gettime(CLOCK_MONOTONIC, &pe->start);
         job_name(self, view, pe->name, sizeof(pe->name));
-        r = base_plan(self, view, &pe->base);
-        if (r < 0)
-                return r;
-        pe->planned = seconds_since(&pe->start);
-        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache);
+        if (self->base->plan_sparse)
+                r = sparse_base(pe, self, view, level);
+        else {
+                r = base_plan(self, view, &pe->base);
+                if (r >= 0) {
+                        pe->planned = seconds_since(&pe->start);
+                        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache);
+                }
+        }
         if (r < 0)
                 return r;
         pe->looked_up = seconds_since(&pe->start);

@@ -44,6 +44,8 @@ typedef struct tar_planner {
         pf_plan_builder *builder;
         tar_plan_data *data;
         const pf_view *view;
+        bool (*want)(void *userdata, const uint8_t identity[32]); /* NULL: every item */
+        void *want_userdata;
         size_t n_walked;        /* store items walked (the others replayed from the cache) */
         char path[8192];        /* member name being built, "./a/b" */
 } tar_planner;
@@ -293,6 +295,31 @@ static int on_store_entry(void *userdata, const pf_walk_entry *e) {
         return add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime, NULL);
 }
 
+/* The bytes an item's members take, for a sparse plan's placeholder: the same
+ * sums add_member() makes, without keeping anything. */
+static int add_member_length(void *userdata, const pf_walk_entry *e) {
+        uint64_t *length = userdata;
+        char name[8192];
+        size_t len = strlen(e->path);
+        int n;
+
+        if (len + 3 > sizeof(name))
+                return -ENAMETOOLONG;
+        name[0] = '.';
+        memcpy(name + 1, e->path, len);
+        if (S_ISDIR(e->mode))
+                name[++len] = '/';
+        name[len + 1] = 0;
+        n = tar_header_size(&(tar_entry) { .name = name, .link = e->link_target, .mode = e->mode,
+                                           .size = S_ISREG(e->mode) ? e->size : 0 });
+        if (n < 0)
+                return n;
+        *length += (uint64_t) n;
+        if (S_ISREG(e->mode))
+                *length += e->size + tar_padding(e->size);
+        return 0;
+}
+
 static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
         int r;
 
@@ -331,7 +358,12 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
 
                         item_identity(&closure->items[i], identity);
                         r = pf_plan_begin_segment(t->builder, identity);
-                        if (r >= 0)
+                        if (r >= 0 && t->want && !t->want(t->want_userdata, identity)) {
+                                uint64_t length = 0;
+                                r = pf_walk_batch_item(batch, i, add_member_length, &length, &walked);
+                                if (r >= 0)
+                                        r = pf_plan_add_zero(t->builder, length);
+                        } else if (r >= 0)
                                 r = pf_walk_batch_item(batch, i, on_store_entry, t, &walked);
                         t->n_walked += r >= 0 && walked;
                 }
@@ -347,8 +379,10 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
         return 0;
 }
 
-static int tar_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
-        tar_planner t = { .view = view };
+static int tar_plan_sparse(const pf_format *self, const pf_view *view,
+                           bool (*want)(void *userdata, const uint8_t identity[32]), void *userdata,
+                           pf_plan **ret) {
+        tar_planner t = { .view = view, .want = want, .want_userdata = userdata };
         extra_node *extras = NULL;
         int r;
 
@@ -369,9 +403,9 @@ static int tar_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         if (r < 0)
                 goto fail;
         extra_free(extras);
-        if (view->cache)
-                log_info("%s/%s: %zu members; walked %zu of %zu store items, the others' lists from the cache",
-                         view->name, self->file_name, t.data->n_entries, t.n_walked, view->closure->n_items);
+        if (view->cache && t.n_walked > 0)
+                log_info("%s/%s: walked %zu of %zu store items, the others' member lists from the cache",
+                         view->name, self->file_name, t.n_walked, view->closure->n_items);
         return pf_plan_builder_finish(t.builder, tar_generate, t.data, tar_plan_data_free, ret);
 fail:
         extra_free(extras);
@@ -380,9 +414,14 @@ fail:
         return r;
 }
 
+static int tar_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+        return tar_plan_sparse(self, view, NULL, NULL, ret);
+}
+
 const pf_format pf_format_tar = {
         .file_name = "pack.tar",
         .plan = tar_plan,
+        .plan_sparse = tar_plan_sparse,
 };
 
 const pf_format pf_format_tar_gz = PF_COMPRESSED_FORMAT("pack.tar.gz", pf_format_tar, pf_codec_gzip);

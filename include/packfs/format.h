@@ -11,7 +11,9 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "packfs/cache.h"
 #include "packfs/codec.h"
@@ -40,6 +42,14 @@ struct pf_format {
         /* Optional: writes the pack to FD while it is being made, for `packfs
          * build -o -` (no size is needed there, so nothing waits for the end). */
         int (*stream)(const pf_format *self, const pf_view *view, int fd);
+        /* Optional, for formats with segments (plan.h): the plan with only the
+         * segments WANT accepts (by identity) materialized; the others are zeros
+         * of their exact length, never to be read. Same size, same segments.
+         * Lets a compressed variant cut its units, and encode the missing ones,
+         * without building what it finds in the cache. */
+        int (*plan_sparse)(const pf_format *self, const pf_view *view,
+                           bool (*want)(void *userdata, const uint8_t identity[32]), void *userdata,
+                           pf_plan **ret);
         /* Compressed variants (compressed.h): the format they compress, with what. */
         const pf_format *base;
         const pf_codec *codec;

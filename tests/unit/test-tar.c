@@ -615,8 +615,10 @@ static void free_store(void) {
         item_hello = item_lib = item_link = NULL;
 }
 
-/* Plans pack.tar for the closure of ROOT under CONFIG; returns the plan's result. */
-static int plan_tar(const char *root, const char *config, pf_plan **ret) {
+/* Plans pack.tar for the closure of ROOT under CONFIG, sparse if WANT is not
+ * NULL; returns the plan's result. */
+static int plan_tar_sparse(const char *root, const char *config, bool (*want)(void *, const uint8_t *),
+                           void *userdata, pf_plan **ret) {
         pf_store *s = NULL;
         pf_closure *c = NULL;
         pf_config *cfg = NULL;
@@ -629,12 +631,17 @@ static int plan_tar(const char *root, const char *config, pf_plan **ret) {
         ck_assert_int_eq(pf_config_options_for(cfg, "demo", &o), 0);
         pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o };
         ck_assert_ptr_eq(pf_format_find("pack.tar"), &pf_format_tar);
-        r = pf_format_tar.plan(&pf_format_tar, &view, ret);
+        r = want ? pf_format_tar.plan_sparse(&pf_format_tar, &view, want, userdata, ret)
+                 : pf_format_tar.plan(&pf_format_tar, &view, ret);
         pf_options_done(&o);
         pf_config_free(cfg);
         pf_closure_unref(c);
         pf_store_free(s);
         return r;
+}
+
+static int plan_tar(const char *root, const char *config, pf_plan **ret) {
+        return plan_tar_sparse(root, config, NULL, NULL, ret);
 }
 
 /* Reads the whole plan in uneven chunks into a malloc'd buffer. */
@@ -880,6 +887,59 @@ START_TEST(test_tar_plan_variants) {
 }
 END_TEST
 
+static bool want_one(void *userdata, const uint8_t *identity) {
+        return userdata && memcmp(userdata, identity, 32) == 0;
+}
+
+START_TEST(test_tar_plan_sparse) {
+        pf_plan *full = NULL, *none = NULL, *one = NULL;
+        uint8_t *full_bytes, *none_bytes, *one_bytes;
+        size_t full_size, none_size, one_size, n_items = 0;
+        const char *config = "[demo]\nsymlinks = /bin=bin\n";
+
+        make_store();
+        ck_assert_int_eq(plan_tar(item_hello, config, &full), 0);
+        ck_assert_int_eq(plan_tar_sparse(item_hello, config, want_one, NULL, &none), 0);
+        full_bytes = plan_read(full, &full_size);
+        none_bytes = plan_read(none, &none_size);
+
+        /* Same size and segments; item segments are zeros, the rest is the same. */
+        ck_assert_uint_eq(full_size, none_size);
+        ck_assert_uint_eq(pf_plan_n_segments(full), pf_plan_n_segments(none));
+        for (size_t i = 0; i < pf_plan_n_segments(full); i++) {
+                const pf_plan_segment *a = pf_plan_segment_at(full, i), *b = pf_plan_segment_at(none, i);
+                ck_assert_uint_eq(a->offset, b->offset);
+                ck_assert_uint_eq(a->length, b->length);
+                ck_assert(a->has_identity == b->has_identity);
+                if (!a->has_identity) {
+                        ck_assert_mem_eq(full_bytes + a->offset, none_bytes + a->offset, a->length);
+                        continue;
+                }
+                ck_assert_mem_eq(a->identity, b->identity, 32);
+                n_items++;
+                for (uint64_t k = 0; k < b->length; k++)
+                        ck_assert_uint_eq(none_bytes[b->offset + k], 0);
+
+                /* Wanting this item alone materializes it, and only it. */
+                ck_assert_int_eq(plan_tar_sparse(item_hello, config, want_one, (void *) a->identity, &one), 0);
+                one_bytes = plan_read(one, &one_size);
+                ck_assert_uint_eq(one_size, full_size);
+                ck_assert_mem_eq(one_bytes + a->offset, full_bytes + a->offset, a->length);
+                ck_assert_mem_eq(one_bytes, none_bytes, a->offset);
+                ck_assert_mem_eq(one_bytes + a->offset + a->length, none_bytes + a->offset + a->length,
+                                 full_size - a->offset - a->length);
+                free(one_bytes);
+                pf_plan_unref(one);
+        }
+        ck_assert_uint_eq(n_items, 2); /* hello and lib */
+        free(full_bytes);
+        free(none_bytes);
+        pf_plan_unref(full);
+        pf_plan_unref(none);
+        free_store();
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("tar");
         TCase *tc = tcase_create("core");
@@ -898,6 +958,7 @@ int main(void) {
         tcase_add_test(tc, test_tar_order_cmp);
         tcase_add_test(tc, test_tar_plan);
         tcase_add_test(tc, test_tar_plan_variants);
+        tcase_add_test(tc, test_tar_plan_sparse);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <gcrypt.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +35,7 @@ static pthread_cond_t slots_free = PTHREAD_COND_INITIALIZER;
 static unsigned slots_total, slots_used; /* guarded by slots_lock */
 
 static void slots_init(void) {
-        cpu_set_t set;
-        long n = 0;
-
-        if (sched_getaffinity(0, sizeof(set), &set) == 0)
-                n = CPU_COUNT(&set);
-        if (n <= 0)
-                n = sysconf(_SC_NPROCESSORS_ONLN);
-        slots_total = n > 0 ? (unsigned) n : 1;
+        slots_total = pf_cpu_count();
 }
 
 unsigned pf_compressed_parallelism(void) {

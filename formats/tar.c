@@ -279,19 +279,29 @@ static void item_identity(const pf_closure_item *item, uint8_t identity[32]) {
         gcry_md_close(md);
 }
 
-static int on_store_entry(void *userdata, const pf_walk_entry *e) {
-        tar_planner *t = userdata;
-        char name[sizeof(t->path)];
+/* A store entry's member name: "." + its absolute path, and a trailing slash
+ * for directories. */
+static int member_name(const pf_walk_entry *e, char *name, size_t size) {
         size_t len = strlen(e->path);
 
-        /* Member name: "." + absolute path, and a trailing slash for directories. */
-        if (len + 3 > sizeof(name))
+        if (len + 3 > size)
                 return -ENAMETOOLONG;
         name[0] = '.';
         memcpy(name + 1, e->path, len);
         if (S_ISDIR(e->mode))
                 name[++len] = '/';
         name[len + 1] = 0;
+        return 0;
+}
+
+static int on_store_entry(void *userdata, const pf_walk_entry *e) {
+        tar_planner *t = userdata;
+        char name[sizeof(t->path)];
+        int r;
+
+        r = member_name(e, name, sizeof(name));
+        if (r < 0)
+                return r;
         return add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime, NULL);
 }
 
@@ -299,17 +309,12 @@ static int on_store_entry(void *userdata, const pf_walk_entry *e) {
  * sums add_member() makes, without keeping anything. */
 static int add_member_length(void *userdata, const pf_walk_entry *e) {
         uint64_t *length = userdata;
-        char name[8192];
-        size_t len = strlen(e->path);
+        char name[sizeof(((tar_planner *) NULL)->path)];
         int n;
 
-        if (len + 3 > sizeof(name))
-                return -ENAMETOOLONG;
-        name[0] = '.';
-        memcpy(name + 1, e->path, len);
-        if (S_ISDIR(e->mode))
-                name[++len] = '/';
-        name[len + 1] = 0;
+        n = member_name(e, name, sizeof(name));
+        if (n < 0)
+                return n;
         n = tar_header_size(&(tar_entry) { .name = name, .link = e->link_target, .mode = e->mode,
                                            .size = S_ISREG(e->mode) ? e->size : 0 });
         if (n < 0)

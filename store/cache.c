@@ -705,42 +705,54 @@ fail:
         return r;
 }
 
-int pf_cache_manifest_get(pf_cache *c, const uint8_t key[32], uint8_t (**ret_keys)[32], size_t *ret_n) {
+/* Runs SQL (one key parameter; a blob in column 0 and, if RET_INT is not NULL,
+ * an integer in column 1) and copies the blob out. -ENOENT without a row. Called
+ * with the lock held. */
+static int get_blob_locked(pf_cache *c, const char *sql, const uint8_t key[32], void **ret, size_t *ret_size,
+                           int64_t *ret_int) {
         sqlite3_stmt *st = NULL;
         int r;
 
-        pthread_mutex_lock(&c->lock);
-        r = prepare(c, "SELECT objects FROM manifests WHERE key = ?", &st);
+        r = prepare(c, sql, &st);
         if (r < 0)
-                goto out;
+                return r;
         sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
         r = sqlite3_step(st);
-        if (r == SQLITE_DONE) {
+        if (r == SQLITE_DONE)
                 r = -ENOENT;
-                goto out;
-        }
-        if (r != SQLITE_ROW) {
+        else if (r != SQLITE_ROW)
                 r = pf_sqlite_errno(r);
-                goto out;
+        else {
+                size_t size = (size_t) sqlite3_column_bytes(st, 0);
+                *ret = malloc(MAX(size, (size_t) 1));
+                r = *ret ? 0 : -ENOMEM;
+                if (r >= 0 && size > 0) /* an empty blob is NULL */
+                        memcpy(*ret, sqlite3_column_blob(st, 0), size);
+                *ret_size = size;
+                if (ret_int)
+                        *ret_int = sqlite3_column_int64(st, 1);
         }
-        size_t bytes = (size_t) sqlite3_column_bytes(st, 0);
-        if (bytes % 32 != 0) {
-                r = -EBADMSG;
-                goto out;
-        }
-        *ret_n = bytes / 32;
-        *ret_keys = malloc(MAX(bytes, (size_t) 1));
-        if (!*ret_keys) {
-                r = -ENOMEM;
-                goto out;
-        }
-        if (bytes > 0) /* an empty blob is NULL */
-                memcpy(*ret_keys, sqlite3_column_blob(st, 0), bytes);
-        r = 0;
-out:
         sqlite3_finalize(st);
-        pthread_mutex_unlock(&c->lock);
         return r;
+}
+
+int pf_cache_manifest_get(pf_cache *c, const uint8_t key[32], uint8_t (**ret_keys)[32], size_t *ret_n) {
+        void *data = NULL;
+        size_t bytes = 0;
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        r = get_blob_locked(c, "SELECT objects FROM manifests WHERE key = ?", key, &data, &bytes, NULL);
+        pthread_mutex_unlock(&c->lock);
+        if (r < 0)
+                return r;
+        if (bytes % 32 != 0) {
+                free(data);
+                return -EBADMSG;
+        }
+        *ret_keys = data;
+        *ret_n = bytes / 32;
+        return 0;
 }
 
 int pf_cache_manifest_put(pf_cache *c, const uint8_t key[32], const uint8_t (*keys)[32], size_t n) {
@@ -770,41 +782,13 @@ int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *
         int r;
 
         pthread_mutex_lock(&c->lock);
-        r = prepare(c, "SELECT data, last_use FROM records WHERE key = ?", &st);
-        if (r < 0)
-                goto out;
-        sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE) {
-                r = -ENOENT;
-                goto out;
-        }
-        if (r != SQLITE_ROW) {
-                r = pf_sqlite_errno(r);
-                goto out;
-        }
-        size_t size = (size_t) sqlite3_column_bytes(st, 0);
-        *ret = malloc(MAX(size, (size_t) 1));
-        if (!*ret) {
-                r = -ENOMEM;
-                goto out;
-        }
-        if (size > 0) /* an empty blob is NULL */
-                memcpy(*ret, sqlite3_column_blob(st, 0), size);
-        *ret_size = size;
-        last_use = sqlite3_column_int64(st, 1);
-        sqlite3_finalize(st);
-        st = NULL;
-        r = 0;
-        if (now - last_use >= RECORD_TOUCH_INTERVAL_NS &&
+        r = get_blob_locked(c, "SELECT data, last_use FROM records WHERE key = ?", key, ret, ret_size, &last_use);
+        if (r >= 0 && now - last_use >= RECORD_TOUCH_INTERVAL_NS &&
             prepare(c, "UPDATE records SET last_use = ? WHERE key = ?", &st) >= 0) {
                 sqlite3_bind_int64(st, 1, now);
                 sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
                 step_done(st); /* best effort: only the eviction order depends on it */
-                st = NULL;     /* step_done() finalized it */
         }
-out:
-        sqlite3_finalize(st);
         pthread_mutex_unlock(&c->lock);
         return r;
 }

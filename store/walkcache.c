@@ -3,12 +3,12 @@
 #include <gcrypt.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "packfs/io.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/walkcache.h"
@@ -249,17 +249,6 @@ static void *walker(void *userdata) {
         }
 }
 
-static unsigned usable_cores(void) {
-        cpu_set_t set;
-        long n = 0;
-
-        if (sched_getaffinity(0, sizeof(set), &set) == 0)
-                n = CPU_COUNT(&set);
-        if (n <= 0)
-                n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (unsigned) n : 1;
-}
-
 int pf_walk_batch_new(pf_cache *cache, const pf_closure_item *items, size_t n, pf_walk_batch **ret) {
         pf_walk_batch *b = calloc(1, sizeof(*b));
         size_t queued = 0;
@@ -305,7 +294,7 @@ int pf_walk_batch_new(pf_cache *cache, const pf_closure_item *items, size_t n, p
         /* The caller walks too (what it reaches before a walker does), so one
          * item needs no thread. Walks are mostly system calls: a few threads
          * per core would do, one per core is plenty. */
-        unsigned want = (unsigned) MIN((size_t) MIN(usable_cores(), (unsigned) MAX_WALKERS), queued > 0 ? queued - 1 : 0);
+        unsigned want = (unsigned) MIN((size_t) MIN(pf_cpu_count(), (unsigned) MAX_WALKERS), queued > 0 ? queued - 1 : 0);
         for (; b->n_walkers < want; b->n_walkers++)
                 if (pthread_create(&b->walkers[b->n_walkers], NULL, walker, b) != 0)
                         break; /* fewer walkers: the caller walks the rest */

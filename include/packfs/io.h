@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Small I/O helpers shared by the modules. */
+/* Small I/O and system helpers shared by the modules. */
 #pragma once
 
 #include <stddef.h>
@@ -7,3 +7,6 @@
 /* Writes all LEN bytes of BUF to FD, retrying short writes and EINTR.
  * 0 or a negative errno. */
 int pf_write_all(int fd, const void *buf, size_t len);
+
+/* The cores this process may run on (its affinity mask), at least 1. */
+unsigned pf_cpu_count(void);

@@ -280,6 +280,9 @@ START_TEST(test_cached_damage_and_failures) {
         pf_walk_record_key(item, "sha256:1", key);
         ck_assert_int_eq(pf_cache_record_get(c, key, (void **) &data, &size), -ENOENT);
         ck_assert_int_eq(unlink(fifo), 0);
+        /* The fifo came and went: dir's mtime may have moved to the next second. */
+        memset(&plain, 0, sizeof(plain));
+        ck_assert_int_eq(pf_walk(item, on_entry_full, &plain), 0);
 
         /* The callback's error stops the replay and comes back; the walk was
          * whole, so its record stays. */

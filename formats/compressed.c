@@ -574,9 +574,10 @@ static int id_cmp(const void *a, const void *b) {
         return memcmp(a, b, 32);
 }
 
+/* USERDATA NULL: no item is wanted. */
 static bool wanted_has(void *userdata, const uint8_t identity[32]) {
         const wanted *w = userdata;
-        return w->n > 0 && bsearch(identity, w->ids, w->n, 32, id_cmp);
+        return w && w->n > 0 && bsearch(identity, w->ids, w->n, 32, id_cmp);
 }
 
 static int wanted_collect(const encoding *e, wanted *ret) {
@@ -617,13 +618,12 @@ static bool same_layout(const pf_plan *a, const pf_plan *b) {
  * generation then replays none of the unchanged items' member lists into a
  * plan. */
 static int sparse_base(pack_encoding *pe, const pf_format *self, const pf_view *view, int level) {
-        static const wanted none = {};
         wanted w = {};
         pf_plan *sparse = NULL;
         size_t missing;
         int r;
 
-        r = self->base->plan_sparse(self->base, view, wanted_has, (void *) &none, &pe->base);
+        r = self->base->plan_sparse(self->base, view, wanted_has, NULL, &pe->base);
         if (r < 0)
                 return r;
         pe->planned = seconds_since(&pe->start);

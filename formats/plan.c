@@ -392,14 +392,24 @@ int pf_plan_open_file(const pf_plan *p, const pf_extent *e) {
         return fd;
 }
 
-void pf_plan_cursor_init(pf_plan_cursor *c, const pf_plan *p, uint64_t offset, size_t len) {
+/* Walks the extents under a byte range [offset, offset + len), one piece per
+ * extent touched: each cursor_next() gives the extent, the offset into it and
+ * the length of the next piece, and returns false once the range is done. LEN
+ * is clipped to the plan's size. */
+typedef struct plan_cursor {
+        const pf_plan *plan;
+        size_t index;
+        uint64_t pos, end;
+} plan_cursor;
+
+static void cursor_init(plan_cursor *c, const pf_plan *p, uint64_t offset, size_t len) {
         c->plan = p;
         c->pos = MIN(offset, p->size);
         c->end = c->pos + MIN((uint64_t) len, p->size - c->pos);
         c->index = c->pos < c->end ? pf_plan_find(p, c->pos) : 0;
 }
 
-bool pf_plan_cursor_next(pf_plan_cursor *c, const pf_extent **ret_extent, uint64_t *ret_in, size_t *ret_len) {
+static bool cursor_next(plan_cursor *c, const pf_extent **ret_extent, uint64_t *ret_in, size_t *ret_len) {
         const pf_extent *e;
         uint64_t in;
 
@@ -418,12 +428,12 @@ ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset) 
         uint8_t *out = buf;
         size_t done = 0, n;
         const pf_extent *e;
-        pf_plan_cursor c;
+        plan_cursor c;
         uint64_t in;
         int r;
 
-        pf_plan_cursor_init(&c, p, offset, len);
-        while (pf_plan_cursor_next(&c, &e, &in, &n)) {
+        cursor_init(&c, p, offset, len);
+        while (cursor_next(&c, &e, &in, &n)) {
                 if (e->kind == PF_EXTENT_FILE) {
                         _cleanup_close_ int fd = pf_plan_open_file(p, e);
                         if (fd < 0)

@@ -18,9 +18,10 @@
  * codec, level, closure and options), so a cache hit needs neither the base plan
  * nor the store walk: it costs a few index lookups and stat()s.
  *
- * The plan is then FILE extents onto the cached objects (served with the same
- * zero-copy path as store files), or owned memfds for units that could not be
- * cached (disk full). It pins its objects against eviction while it lives.
+ * The plan is then FILE extents onto the cached objects (read by the same path
+ * as store files: pf_plan_pread() into the reply), or owned memfds for units that
+ * could not be cached (disk full). It pins its objects against eviction while it
+ * lives.
  */
 #pragma once
 

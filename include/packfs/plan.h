@@ -107,20 +107,6 @@ const pf_plan_segment *pf_plan_segment_at(const pf_plan *p, size_t i);
 /* Index of the extent containing OFFSET (OFFSET < size). */
 size_t pf_plan_find(const pf_plan *p, uint64_t offset);
 
-/* Walks the extents under a byte range [offset, offset + len), one piece per
- * extent touched. Initialise with pf_plan_cursor_init(); each
- * pf_plan_cursor_next() gives the extent, the offset into it and the length of
- * the next piece, and returns false once the range is done. LEN is clipped to
- * the plan's size. */
-typedef struct pf_plan_cursor {
-        const pf_plan *plan;
-        size_t index;
-        uint64_t pos, end;
-} pf_plan_cursor;
-
-void pf_plan_cursor_init(pf_plan_cursor *c, const pf_plan *p, uint64_t offset, size_t len);
-bool pf_plan_cursor_next(pf_plan_cursor *c, const pf_extent **ret_extent, uint64_t *ret_in, size_t *ret_len);
-
 /* Copies the memory-backed part [OFFSET, OFFSET+LEN) of extent E (BYTES, ZERO or
  * GENERATED) into BUF. OFFSET is relative to the extent. */
 int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *buf, size_t len);
@@ -130,7 +116,7 @@ int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *bu
  * For an owned fd, returns a duplicate. The caller closes the result. */
 int pf_plan_open_file(const pf_plan *p, const pf_extent *e);
 
-/* Reads up to LEN bytes at OFFSET into BUF (a convenience over the above, used by
- * `packfs build` and tests). Returns the number of bytes read (short only at the
- * end) or a negative errno. */
+/* Reads up to LEN bytes at OFFSET into BUF: what the filesystem's reads, `packfs
+ * build` and the encoders use. Returns the number of bytes read (short only at
+ * the end) or a negative errno. */
 ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset);

@@ -16,6 +16,7 @@
 #include <zstd_errors.h>
 
 #include "packfs/codec.h"
+#include "packfs/hugemem.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 
@@ -23,12 +24,37 @@
 
 /* Encoder contexts are kept per thread and reused for the next unit: a fresh
  * zstd or xz context per unit would allocate (and page-fault in) tens of MiB of
- * tables and buffers, and start a worker thread, every few MiB of input. */
+ * tables and buffers, and start a worker thread, every few MiB of input. Their
+ * memory comes from hugemem.h: a new encoding's first contexts fault in a few
+ * huge pages instead of thousands of small ones. */
 typedef struct thread_contexts {
         ZSTD_CCtx *zstd;
         lzma_stream xz;
         bool xz_used;
+        uint8_t *in, *out;      /* IO_BUFFER_SIZE each, for xz and zstd */
 } thread_contexts;
+
+static void *zstd_alloc(void *opaque, size_t size) {
+        return pf_hugemem_alloc(size);
+}
+
+static void zstd_free(void *opaque, void *p) {
+        pf_hugemem_free(p);
+}
+
+static const ZSTD_customMem zstd_memory = { zstd_alloc, zstd_free, NULL };
+
+static void *xz_alloc(void *opaque, size_t nmemb, size_t size) {
+        if (size != 0 && nmemb > SIZE_MAX / size)
+                return NULL;
+        return pf_hugemem_alloc(nmemb * size);
+}
+
+static void xz_free(void *opaque, void *p) {
+        pf_hugemem_free(p);
+}
+
+static const lzma_allocator xz_memory = { xz_alloc, xz_free, NULL };
 
 static pthread_key_t contexts_key;
 static pthread_once_t contexts_once = PTHREAD_ONCE_INIT;
@@ -38,6 +64,7 @@ static void contexts_free(void *p) {
         ZSTD_freeCCtx(t->zstd);
         if (t->xz_used)
                 lzma_end(&t->xz);
+        pf_hugemem_free(t->in);
         free(t);
 }
 
@@ -57,7 +84,16 @@ static thread_contexts *contexts(void) {
         if (!t)
                 return NULL;
         t->xz = (lzma_stream) LZMA_STREAM_INIT;
+        t->xz.allocator = &xz_memory;
+        /* Both buffers in one block: one huge page. */
+        t->in = pf_hugemem_alloc(2 * IO_BUFFER_SIZE);
+        if (!t->in) {
+                free(t);
+                return NULL;
+        }
+        t->out = t->in + IO_BUFFER_SIZE;
         if (pthread_setspecific(contexts_key, t) != 0) {
+                pf_hugemem_free(t->in);
                 free(t);
                 return NULL;
         }
@@ -161,7 +197,6 @@ static int lzma_errno(lzma_ret ret) {
 
 static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
         thread_contexts *t = contexts();
-        _cleanup_free_ uint8_t *in = malloc(IO_BUFFER_SIZE), *out = malloc(IO_BUFFER_SIZE);
         lzma_mt mt = {
                 .flags = 0,
                 .threads = 1,
@@ -174,8 +209,9 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
         lzma_ret ret;
         int r = 0;
 
-        if (!t || !in || !out)
+        if (!t)
                 return -ENOMEM;
+        uint8_t *in = t->in, *out = t->out;
         /* Initialising a used stream again reuses its memory and threads. */
         lzma_stream *sp = &t->xz;
         t->xz_used = true;
@@ -233,10 +269,13 @@ static uint64_t zstd_unit_size(int level) {
         return (uint64_t) 1 << MAX(24u, p.windowLog + 3);
 }
 
-/* zstd: one window (2 MiB at the default level, at least 2 MiB). */
+/* zstd: a quarter of the window (512 KiB at the default level, at least that).
+ * Measured on the bench closure at -3: 512 KiB groups made the pack 0.03 %
+ * larger than 2 MiB groups (1 MiB ones 0.03 % smaller), and a new generation
+ * of the median package re-encodes the package alone, not its neighbours. */
 static uint64_t zstd_group_size(int level) {
         ZSTD_compressionParameters p = ZSTD_getCParams(level, 0, 0);
-        return (uint64_t) 1 << MAX(21u, p.windowLog);
+        return (uint64_t) 1 << MAX(19u, p.windowLog - 2);
 }
 
 static int zstd_errno(size_t ret) {
@@ -245,17 +284,17 @@ static int zstd_errno(size_t ret) {
 
 static int zstd_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
         thread_contexts *t = contexts();
-        _cleanup_free_ uint8_t *in = malloc(IO_BUFFER_SIZE), *out = malloc(IO_BUFFER_SIZE);
         uint64_t left = size;
         ZSTD_CCtx *c;
         size_t ret;
         int r = 0;
 
-        if (!t || !in || !out)
+        if (!t)
                 return -ENOMEM;
-        if (!t->zstd && !(t->zstd = ZSTD_createCCtx()))
+        if (!t->zstd && !(t->zstd = ZSTD_createCCtx_advanced(zstd_memory)))
                 return -ENOMEM;
         c = t->zstd;
+        uint8_t *in = t->in, *out = t->out;
         /* A new frame; the parameters are all set again below. */
         ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
         /* nbWorkers >= 1 selects the MT format whatever the core count; the

@@ -325,6 +325,137 @@ static int add_member_length(void *userdata, const pf_walk_entry *e) {
         return 0;
 }
 
+/* Item lengths. A sparse plan's placeholder for an item it does not want is
+ * the bytes the item's members take: a function of the item's identity alone,
+ * so it is recorded in the cache the first time it is summed, and a new
+ * generation's skeleton plan fetches no member list of an unchanged item. The
+ * record is the length (8 bytes, little endian) and a SHA-256 over the key and
+ * the length: a damaged record is dropped and the length summed again. */
+#define TAR_LENGTH_RECORD "packfs pack.tar item length 1"
+#define LENGTH_RECORD_SIZE (8 + 32)
+
+static void length_record_key(const uint8_t identity[32], uint8_t key[32]) {
+        gcry_md_hd_t md;
+
+        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+                abort();
+        gcry_md_write(md, TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD));
+        gcry_md_write(md, identity, 32);
+        memcpy(key, gcry_md_read(md, GCRY_MD_SHA256), 32);
+        gcry_md_close(md);
+}
+
+static void length_record_check(const uint8_t key[32], const uint8_t length_le[8], uint8_t check[32]) {
+        gcry_md_hd_t md;
+
+        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+                abort();
+        gcry_md_write(md, key, 32);
+        gcry_md_write(md, length_le, 8);
+        memcpy(check, gcry_md_read(md, GCRY_MD_SHA256), 32);
+        gcry_md_close(md);
+}
+
+/* 1 and *RET with the recorded length, 0 when there is none (or it was damaged). */
+static int length_lookup(pf_cache *cache, const pf_closure_item *item, const uint8_t identity[32], uint64_t *ret) {
+        _cleanup_free_ uint8_t *data = NULL;
+        uint8_t key[32], check[32];
+        size_t size = 0;
+        uint64_t length = 0;
+
+        if (!cache || !item->nar_hash || !item->nar_hash[0])
+                return 0;
+        length_record_key(identity, key);
+        if (pf_cache_record_get(cache, key, (void **) &data, &size) < 0)
+                return 0;
+        if (size == LENGTH_RECORD_SIZE)
+                length_record_check(key, data, check);
+        if (size != LENGTH_RECORD_SIZE || memcmp(check, data + 8, 32) != 0) {
+                log_warning("cache: %s: the recorded pack.tar length is damaged; summing it again", item->path);
+                (void) pf_cache_record_drop(cache, key);
+                return 0;
+        }
+        for (int i = 7; i >= 0; i--)
+                length = length << 8 | data[i];
+        *ret = length;
+        return 1;
+}
+
+/* Best effort: without the record the next plan sums the length again. */
+static void length_record(pf_cache *cache, const pf_closure_item *item, const uint8_t identity[32], uint64_t length) {
+        uint8_t key[32], data[LENGTH_RECORD_SIZE];
+
+        if (!cache || !item->nar_hash || !item->nar_hash[0])
+                return;
+        length_record_key(identity, key);
+        for (int i = 0; i < 8; i++)
+                data[i] = (uint8_t) (length >> (8 * i));
+        length_record_check(key, data, data + 8);
+        (void) pf_cache_record_put(cache, key, data, sizeof(data));
+}
+
+/* The closure's items, each a segment of its own: their bytes depend on the
+ * item alone, so compressed variants encode and cache them once for every pack
+ * that holds the item. Items the planner does not want are zeros of their
+ * length; only the items whose members are needed (wanted, or of unknown
+ * length) are replayed or walked. */
+static int plan_store_items(tar_planner *t) {
+        enum { ITEM_MEMBERS, ITEM_SUM_LENGTH, ITEM_KNOWN_LENGTH };
+        const pf_closure *closure = t->view->closure;
+        pf_cache *cache = t->view->cache;
+        size_t n = closure->n_items, n_needed = 0, next = 0;
+        _cleanup_free_ uint8_t (*ids)[32] = malloc(MAX(n, (size_t) 1) * 32);
+        _cleanup_free_ uint64_t *lengths = malloc(MAX(n, (size_t) 1) * sizeof(uint64_t));
+        _cleanup_free_ uint8_t *kind = malloc(MAX(n, (size_t) 1));
+        _cleanup_free_ pf_closure_item *needed = malloc(MAX(n, (size_t) 1) * sizeof(*needed));
+        pf_walk_batch *batch = NULL;
+        int r;
+
+        if (!ids || !lengths || !kind || !needed)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                item_identity(&closure->items[i], ids[i]);
+                if (!t->want || t->want(t->want_userdata, ids[i]))
+                        kind[i] = ITEM_MEMBERS;
+                else if (length_lookup(cache, &closure->items[i], ids[i], &lengths[i]) > 0)
+                        kind[i] = ITEM_KNOWN_LENGTH;
+                else
+                        kind[i] = ITEM_SUM_LENGTH;
+                if (kind[i] != ITEM_KNOWN_LENGTH)
+                        needed[n_needed++] = closure->items[i];
+        }
+
+        r = pf_walk_batch_new(cache, needed, n_needed, &batch);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                bool walked = false;
+
+                r = pf_plan_begin_segment(t->builder, ids[i]);
+                if (r < 0)
+                        break;
+                switch (kind[i]) {
+                case ITEM_KNOWN_LENGTH:
+                        r = pf_plan_add_zero(t->builder, lengths[i]);
+                        break;
+                case ITEM_SUM_LENGTH:
+                        lengths[i] = 0;
+                        r = pf_walk_batch_item(batch, next++, add_member_length, &lengths[i], &walked);
+                        if (r >= 0) {
+                                length_record(cache, &closure->items[i], ids[i], lengths[i]);
+                                r = pf_plan_add_zero(t->builder, lengths[i]);
+                        }
+                        break;
+                default:
+                        r = pf_walk_batch_item(batch, next++, on_store_entry, t, &walked);
+                        break;
+                }
+                t->n_walked += r >= 0 && walked;
+        }
+        pf_walk_batch_free(batch);
+        return r < 0 ? r : pf_plan_begin_segment(t->builder, NULL);
+}
+
 static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
         int r;
 
@@ -347,34 +478,8 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
         if (r < 0)
                 return r;
 
-        if (n->is_store) {
-                /* Each item's members are a segment of their own: their bytes
-                 * depend on the item alone, so compressed variants encode and
-                 * cache them once for every pack that holds the item. */
-                const pf_closure *closure = t->view->closure;
-                pf_walk_batch *batch;
-
-                r = pf_walk_batch_new(t->view->cache, closure->items, closure->n_items, &batch);
-                if (r < 0)
-                        return r;
-                for (size_t i = 0; i < closure->n_items && r >= 0; i++) {
-                        uint8_t identity[32];
-                        bool walked;
-
-                        item_identity(&closure->items[i], identity);
-                        r = pf_plan_begin_segment(t->builder, identity);
-                        if (r >= 0 && t->want && !t->want(t->want_userdata, identity)) {
-                                uint64_t length = 0;
-                                r = pf_walk_batch_item(batch, i, add_member_length, &length, &walked);
-                                if (r >= 0)
-                                        r = pf_plan_add_zero(t->builder, length);
-                        } else if (r >= 0)
-                                r = pf_walk_batch_item(batch, i, on_store_entry, t, &walked);
-                        t->n_walked += r >= 0 && walked;
-                }
-                pf_walk_batch_free(batch);
-                return r < 0 ? r : pf_plan_begin_segment(t->builder, NULL);
-        }
+        if (n->is_store)
+                return plan_store_items(t);
         for (size_t i = 0; i < n->n_children; i++) {
                 r = plan_extras(t, n->children[i], path_len);
                 t->path[path_len] = 0;

@@ -183,8 +183,10 @@ START_TEST(test_levels_match_config) {
 }
 END_TEST
 
-/* A plan of segments: an unidentified head, small items, a big one, a tail. */
-static pf_plan *segmented_plan(uint64_t unit, const uint8_t *small_ids, size_t n_small, uint8_t changed) {
+/* A plan of segments: an unidentified head, small items (an eighth of GROUP
+ * each), a big one, a tail. */
+static pf_plan *segmented_plan(uint64_t unit, uint64_t group, const uint8_t *small_ids, size_t n_small,
+                               uint8_t changed) {
         pf_plan_builder *b = NULL;
         pf_plan *p = NULL;
         uint8_t id[32];
@@ -196,7 +198,7 @@ static pf_plan *segmented_plan(uint64_t unit, const uint8_t *small_ids, size_t n
                 id[0] = small_ids[i];
                 id[1] = i == 3 ? changed : id[1];
                 ck_assert_int_eq(pf_plan_begin_segment(b, id), 0);
-                ck_assert_int_eq(pf_plan_add_zero(b, unit / 16 + i), 0);
+                ck_assert_int_eq(pf_plan_add_zero(b, group / 8 + i), 0);
         }
         memset(id, 0xbb, sizeof(id));
         ck_assert_int_eq(pf_plan_begin_segment(b, id), 0);
@@ -216,8 +218,8 @@ START_TEST(test_units) {
 
         for (size_t i = 0; i < ELEMENTSOF(small_ids); i++)
                 small_ids[i] = (uint8_t) (i % 5 == 0 ? 10 : 200); /* a cut every fifth item */
-        pf_plan *p1 = segmented_plan(unit, small_ids, ELEMENTSOF(small_ids), 1);
-        pf_plan *p2 = segmented_plan(unit, small_ids, ELEMENTSOF(small_ids), 2);
+        pf_plan *p1 = segmented_plan(unit, c->group_size(3), small_ids, ELEMENTSOF(small_ids), 1);
+        pf_plan *p2 = segmented_plan(unit, c->group_size(3), small_ids, ELEMENTSOF(small_ids), 2);
         ck_assert_uint_eq(pf_plan_n_segments(p1), ELEMENTSOF(small_ids) + 3);
         ck_assert_int_eq(pf_compressed_units(p1, c, 3, &u1, &n1), 0);
         ck_assert_int_eq(pf_compressed_units(p2, c, 3, &u2, &n2), 0);

@@ -6,14 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 
+#include "packfs/cache.h"
 #include "packfs/config.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/plan.h"
 #include "packfs/store.h"
 #include "packfs/storewrite.h"
+#include "packfs/walkcache.h"
 #include "fixture-tree.h"
 #include "tar-header.h"
 
@@ -565,6 +568,7 @@ END_TEST
 
 static char store[PATH_MAX], db_path[PATH_MAX];
 static char *item_hello, *item_lib, *item_link;
+static pf_cache *plan_cache;    /* the views' cache: NULL unless a test sets it */
 
 /* A store with: hello (a tree that references lib), lib (a file), link (a symlink
  * item, outside hello's closure). */
@@ -629,7 +633,8 @@ static int plan_tar_sparse(const char *root, const char *config, bool (*want)(vo
         ck_assert_int_eq(pf_store_closure(s, root, &c), 0);
         ck_assert_int_eq(pf_config_parse_string(config, "test", &cfg), 0);
         ck_assert_int_eq(pf_config_options_for(cfg, "demo", &o), 0);
-        pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o };
+        pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o,
+                         .cache = plan_cache };
         ck_assert_ptr_eq(pf_format_find("pack.tar"), &pf_format_tar);
         r = want ? pf_format_tar.plan_sparse(&pf_format_tar, &view, want, userdata, ret)
                  : pf_format_tar.plan(&pf_format_tar, &view, ret);
@@ -940,6 +945,93 @@ START_TEST(test_tar_plan_sparse) {
 }
 END_TEST
 
+/* Sets SQL on the cache index in DIR through a connection of its own. */
+static void cache_index_exec(const char *dir, const char *sql) {
+        char index[PATH_MAX];
+        sqlite3 *db = NULL;
+
+        pathf(index, "%s/index.sqlite", dir);
+        ck_assert_int_eq(sqlite3_open(index, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+}
+
+/* Drops the member lists of the closure of hello from the cache. */
+static void drop_member_lists(pf_cache *c) {
+        pf_store *s = NULL;
+        pf_closure *closure = NULL;
+        uint8_t key[32];
+
+        ck_assert_int_eq(pf_store_open(store, db_path, &s), 0);
+        ck_assert_int_eq(pf_store_closure(s, item_hello, &closure), 0);
+        for (size_t i = 0; i < closure->n_items; i++) {
+                pf_walk_record_key(closure->items[i].path, closure->items[i].nar_hash, key);
+                ck_assert_int_eq(pf_cache_record_drop(c, key), 0);
+        }
+        pf_closure_unref(closure);
+        pf_store_free(s);
+}
+
+static void assert_same_layout(pf_plan *a, pf_plan *b) {
+        ck_assert_uint_eq(pf_plan_size(a), pf_plan_size(b));
+        ck_assert_uint_eq(pf_plan_n_segments(a), pf_plan_n_segments(b));
+        for (size_t i = 0; i < pf_plan_n_segments(a); i++) {
+                ck_assert_uint_eq(pf_plan_segment_at(a, i)->offset, pf_plan_segment_at(b, i)->offset);
+                ck_assert_uint_eq(pf_plan_segment_at(a, i)->length, pf_plan_segment_at(b, i)->length);
+        }
+}
+
+/* A sparse plan records each unwanted item's length in the cache, and the next
+ * one takes it from there: it needs neither the item nor its member list. A
+ * damaged length is summed again. */
+START_TEST(test_tar_plan_sparse_lengths) {
+        const char *config = "[demo]\nsymlinks = /bin=bin\n";
+        char cache_dir[PATH_MAX], moved[PATH_MAX];
+        pf_plan *full = NULL, *first = NULL, *again = NULL;
+        pf_cache_usage usage;
+
+        make_store();
+        pathf(cache_dir, "%s/cache", tmp);
+        pathf(moved, "%s/moved", tmp);
+        ck_assert_int_eq(pf_cache_open(cache_dir, 0, "test", &plan_cache), 0);
+        ck_assert_int_eq(plan_tar(item_hello, config, &full), 0);
+        ck_assert_int_eq(plan_tar_sparse(item_hello, config, want_one, NULL, &first), 0);
+        assert_same_layout(full, first);
+        ck_assert_int_eq(pf_cache_get_usage(plan_cache, &usage), 0);
+        ck_assert_uint_eq(usage.records, 4); /* hello's and lib's member lists and lengths */
+
+        /* Without the items and their member lists: the lengths alone. */
+        drop_member_lists(plan_cache);
+        ck_assert_int_eq(rename(item_hello, moved), 0);
+        ck_assert_int_eq(plan_tar_sparse(item_hello, config, want_one, NULL, &again), 0);
+        assert_same_layout(full, again);
+        pf_plan_unref(again);
+        /* ... which a plan wanting the items' members cannot do. */
+        ck_assert_int_lt(plan_tar(item_hello, config, &again), 0);
+
+        /* Damaged lengths are not used: without the items, no plan. */
+        cache_index_exec(cache_dir, "UPDATE records SET data = zeroblob(40) WHERE size = 40");
+        ck_assert_int_lt(plan_tar_sparse(item_hello, config, want_one, NULL, &again), 0);
+        ck_assert_int_eq(rename(moved, item_hello), 0);
+        /* With them, the lengths are summed and recorded again. */
+        ck_assert_int_eq(plan_tar_sparse(item_hello, config, want_one, NULL, &again), 0);
+        assert_same_layout(full, again);
+        pf_plan_unref(again);
+        drop_member_lists(plan_cache);
+        ck_assert_int_eq(rename(item_hello, moved), 0);
+        ck_assert_int_eq(plan_tar_sparse(item_hello, config, want_one, NULL, &again), 0);
+        assert_same_layout(full, again);
+        ck_assert_int_eq(rename(moved, item_hello), 0);
+
+        pf_plan_unref(again);
+        pf_plan_unref(first);
+        pf_plan_unref(full);
+        pf_cache_free(plan_cache);
+        plan_cache = NULL;
+        free_store();
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("tar");
         TCase *tc = tcase_create("core");
@@ -959,6 +1051,7 @@ int main(void) {
         tcase_add_test(tc, test_tar_plan);
         tcase_add_test(tc, test_tar_plan_variants);
         tcase_add_test(tc, test_tar_plan_sparse);
+        tcase_add_test(tc, test_tar_plan_sparse_lengths);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "mount.h"
+#include "packfs/hugemem.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/profiles.h"
@@ -484,17 +485,26 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  * life: libfuse 3.14 cannot splice a 1 MiB reply (the pipe would have to exceed
  * fs.pipe-max-size) and falls back to a fresh 1 MiB buffer per reply, which
  * costs a page fault per 4 KiB. pread into a reused buffer + fuse_reply_buf is
- * the same two copies without that. */
+ * the same two copies without that. The buffer is in huge pages (hugemem.h):
+ * a new mount's workers fault in one page each, not 256. */
 static pthread_key_t reply_buffer_key;
 static pthread_once_t reply_buffer_once = PTHREAD_ONCE_INIT;
 
 typedef struct reply_buffer {
         size_t size;
-        uint8_t data[];
+        uint8_t *data;
 } reply_buffer;
 
+static void reply_buffer_free(void *p) {
+        reply_buffer *b = p;
+
+        if (b)
+                pf_hugemem_free(b->data);
+        free(b);
+}
+
 static void reply_buffer_key_init(void) {
-        if (pthread_key_create(&reply_buffer_key, free) != 0)
+        if (pthread_key_create(&reply_buffer_key, reply_buffer_free) != 0)
                 abort();
 }
 
@@ -505,12 +515,17 @@ static uint8_t *reply_buffer_get(size_t size) {
         b = pthread_getspecific(reply_buffer_key);
         if (b && b->size >= size)
                 return b->data;
-        free(b);
+        reply_buffer_free(b);
         pthread_setspecific(reply_buffer_key, NULL);
-        b = malloc(sizeof(*b) + MAX(size, (size_t) READ_CHUNK));
+        b = malloc(sizeof(*b));
         if (!b)
                 return NULL;
         b->size = MAX(size, (size_t) READ_CHUNK);
+        b->data = pf_hugemem_alloc(b->size);
+        if (!b->data) {
+                free(b);
+                return NULL;
+        }
         pthread_setspecific(reply_buffer_key, b);
         return b->data;
 }

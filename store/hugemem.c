@@ -33,17 +33,19 @@ void *pf_hugemem_alloc(size_t size) {
         }
 
         /* Room for the header page before the aligned start, the alignment
-         * slack, and the caller's bytes. */
+         * slack, and the caller's bytes rounded up to whole huge pages (a
+         * huge page needs all of its 2 MiB in the advised range). */
         size_t page = (size_t) sysconf(_SC_PAGESIZE);
-        if (size > SIZE_MAX - HUGE_PAGE - 2 * page)
+        if (size > SIZE_MAX - 3 * HUGE_PAGE - 2 * page)
                 return NULL;
-        size_t length = size + HUGE_PAGE + 2 * page;
+        size_t advised = (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        size_t length = advised + HUGE_PAGE + 2 * page;
         uint8_t *base = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (base == MAP_FAILED)
                 return NULL;
         uint8_t *data = (uint8_t *) (((uintptr_t) base + page + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
         /* Only advice: without THP (or with it off) the memory is plain pages. */
-        (void) madvise(data, size, MADV_HUGEPAGE);
+        (void) madvise(data, advised, MADV_HUGEPAGE);
         h = (block_header *) data - 1;
         h->base = base;
         h->length = length;

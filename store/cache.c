@@ -36,6 +36,9 @@ struct pf_cache {
         /* Guards everything below. */
         pthread_mutex_t lock;
         sqlite3 *db;
+        /* The record lookup, prepared once per connection: it runs for every
+         * store item of every plan (NULL until first used). */
+        sqlite3_stmt *record_get;
         pin *pins;
         size_t n_pins, allocated_pins;
         unsigned next_job_id;
@@ -223,6 +226,8 @@ int pf_cache_connect(pf_cache *c) {
 }
 
 void pf_cache_disconnect(pf_cache *c) {
+        sqlite3_finalize(c->record_get);
+        c->record_get = NULL;
         sqlite3_close(c->db);
         c->db = NULL;
 }
@@ -708,14 +713,11 @@ fail:
 /* Runs SQL (one key parameter; a blob in column 0 and, if RET_INT is not NULL,
  * an integer in column 1) and copies the blob out. -ENOENT without a row. Called
  * with the lock held. */
-static int get_blob_locked(pf_cache *c, const char *sql, const uint8_t key[32], void **ret, size_t *ret_size,
-                           int64_t *ret_int) {
-        sqlite3_stmt *st = NULL;
+/* Runs ST (a query by key of a blob and, with RET_INT, an integer) for KEY and
+ * copies the blob to a malloc'd *RET; -ENOENT without a row. */
+static int step_blob(sqlite3_stmt *st, const uint8_t key[32], void **ret, size_t *ret_size, int64_t *ret_int) {
         int r;
 
-        r = prepare(c, sql, &st);
-        if (r < 0)
-                return r;
         sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
         r = sqlite3_step(st);
         if (r == SQLITE_DONE)
@@ -732,6 +734,18 @@ static int get_blob_locked(pf_cache *c, const char *sql, const uint8_t key[32], 
                 if (ret_int)
                         *ret_int = sqlite3_column_int64(st, 1);
         }
+        return r;
+}
+
+static int get_blob_locked(pf_cache *c, const char *sql, const uint8_t key[32], void **ret, size_t *ret_size,
+                           int64_t *ret_int) {
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        r = prepare(c, sql, &st);
+        if (r < 0)
+                return r;
+        r = step_blob(st, key, ret, ret_size, ret_int);
         sqlite3_finalize(st);
         return r;
 }
@@ -782,7 +796,20 @@ int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *
         int r;
 
         pthread_mutex_lock(&c->lock);
-        r = get_blob_locked(c, "SELECT data, last_use FROM records WHERE key = ?", key, ret, ret_size, &last_use);
+        r = 0;
+        if (!c->record_get) {
+                r = sqlite3_prepare_v3(c->db, "SELECT data, last_use FROM records WHERE key = ?", -1,
+                                       SQLITE_PREPARE_PERSISTENT, &c->record_get, NULL);
+                if (r != SQLITE_OK) {
+                        log_error("cache index %s: %s", c->dir, sqlite3_errmsg(c->db));
+                        r = pf_sqlite_errno(r);
+                }
+        }
+        if (r >= 0) {
+                r = step_blob(c->record_get, key, ret, ret_size, &last_use);
+                sqlite3_reset(c->record_get);
+                sqlite3_clear_bindings(c->record_get);
+        }
         if (r >= 0 && now - last_use >= RECORD_TOUCH_INTERVAL_NS &&
             prepare(c, "UPDATE records SET last_use = ? WHERE key = ?", &st) >= 0) {
                 sqlite3_bind_int64(st, 1, now);

@@ -97,6 +97,82 @@ START_TEST(test_order) {
 }
 END_TEST
 
+/* A large item, as a profile is: 600 files and 1500 symlinks in two
+ * directories. Checks each entry, in order. */
+typedef struct large_check {
+        size_t n;
+        size_t stop_at;         /* > 0: the walk must fail before this entry */
+} large_check;
+
+static int on_large_entry(void *userdata, const pf_walk_entry *e) {
+        large_check *c = userdata;
+        char want[64];
+        size_t i = c->n++;
+
+        if (i == 0) {
+                ck_assert_str_eq(e->rel_path, "");
+                ck_assert(S_ISDIR(e->mode));
+                return 0;
+        }
+        if (i == 1) {
+                ck_assert_str_eq(e->rel_path, "f");
+                ck_assert(S_ISDIR(e->mode));
+                return 0;
+        }
+        if (i < 2 + 600) {
+                snprintf(want, sizeof(want), "f/%04zu", i - 2);
+                ck_assert_str_eq(e->rel_path, want);
+                ck_assert(S_ISREG(e->mode));
+                ck_assert_uint_eq(e->size, (i - 2) % 7);
+                ck_assert_ptr_null(e->link_target);
+                return 0;
+        }
+        if (i == 2 + 600) {
+                ck_assert_str_eq(e->rel_path, "l");
+                return 0;
+        }
+        snprintf(want, sizeof(want), "l/%04zu", i - 603);
+        ck_assert_str_eq(e->rel_path, want);
+        ck_assert(S_ISLNK(e->mode));
+        snprintf(want, sizeof(want), "/target/%zu", i - 603);
+        ck_assert_str_eq(e->link_target, want);
+        ck_assert_uint_eq(e->depth, 2);
+        if (c->stop_at > 0)
+                ck_assert_uint_lt(i, c->stop_at);
+        return 0;
+}
+
+START_TEST(test_large_item) {
+        char item[PATH_MAX], name[PATH_MAX], target[64];
+        static const char sevens[] = "1234567";
+        large_check c = {};
+
+        pathf(item, "%s/large", tmp);
+        fixture_mkdir(tmp, "large");
+        fixture_mkdir(item, "f");
+        fixture_mkdir(item, "l");
+        for (size_t i = 0; i < 600; i++) {
+                snprintf(name, sizeof(name), "f/%04zu", i);
+                fixture_write(item, name, sevens, i % 7, 0644);
+        }
+        for (size_t i = 0; i < 1500; i++) {
+                snprintf(name, sizeof(name), "l/%04zu", i);
+                snprintf(target, sizeof(target), "/target/%zu", i);
+                fixture_symlink(item, name, target);
+        }
+        ck_assert_int_eq(pf_walk(item, on_large_entry, &c), 0);
+        ck_assert_uint_eq(c.n, 3 + 600 + 1500);
+
+        /* A fifo among the symlinks ends the walk there, after every entry
+         * before it. */
+        pathf(name, "%s/l/1234x", item);
+        ck_assert_int_eq(mkfifo(name, 0644), 0);
+        c = (large_check) { .stop_at = 603 + 1235 };
+        ck_assert_int_eq(pf_walk(item, on_large_entry, &c), -EBADMSG);
+        ck_assert_uint_eq(c.n, 603 + 1235);
+}
+END_TEST
+
 START_TEST(test_single_file_and_symlink) {
         char path[PATH_MAX];
         record r = {};
@@ -452,6 +528,7 @@ int main(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_order);
         tcase_add_test(tc, test_single_file_and_symlink);
+        tcase_add_test(tc, test_large_item);
         tcase_add_test(tc, test_stop);
         tcase_add_test(tc, test_fifo);
         tcase_add_test(tc, test_newline_name);

@@ -62,7 +62,8 @@ void pf_cache_disconnect(pf_cache *c);
 int pf_cache_connect(pf_cache *c);
 
 /* Looks up N keys in one transaction. For each one found (indexed and its file
- * intact) fills objs[i], pins it and marks it used; objs[i].path is NULL for the
+ * intact) fills objs[i], pins it and marks it used (at the grain of an hour: a
+ * hit is no write to the index otherwise); objs[i].path is NULL for the
  * missing ones (whose stale index rows are dropped). Returns how many were found. */
 int pf_cache_acquire(pf_cache *c, const uint8_t (*keys)[32], size_t n, pf_cache_object *objs);
 /* Pins KEY (again) / releases one pin. */

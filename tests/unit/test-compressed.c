@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,27 @@ static void release(pf_cache *c, uint8_t id, pf_cache_object *o) {
         pf_cache_object_done(o);
 }
 
+/* Runs SQL on the cache index through a connection of its own; returns the
+ * first column of the first row as an integer (0 without rows). */
+static int64_t index_sql(const char *sql) {
+        char index[PATH_MAX + 32];
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        int64_t v = 0;
+        int r;
+
+        snprintf(index, sizeof(index), "%s/cache/index.sqlite", tmp);
+        ck_assert_int_eq(sqlite3_open(index, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        r = sqlite3_step(st);
+        ck_assert(r == SQLITE_ROW || r == SQLITE_DONE);
+        if (r == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
 START_TEST(test_cache_objects) {
         pf_cache *c = cache_open(UINT64_MAX);
         pf_cache_object o, again;
@@ -363,9 +385,11 @@ START_TEST(test_cache_eviction) {
         ck_assert_uint_eq(u.objects, 2);
         ck_assert_uint_le(u.bytes, 25000);
 
-        /* Unpinned, the least recently used goes first: 1 was used after 3. */
+        /* Unpinned, the least recently used goes first: 1 was used after 3
+         * (uses count at the grain of an hour: both are made an hour old). */
         release(c, 1, &a);
         release(c, 3, &d);
+        index_sql("UPDATE objects SET last_use = 1");
         ck_assert_int_eq(acquire_one(c, 1, &x), 1);
         release(c, 1, &x);
         put(c, 4, 10000, &d);
@@ -373,6 +397,29 @@ START_TEST(test_cache_eviction) {
         ck_assert_int_eq(acquire_one(c, 3, &x), 0);
         ck_assert_int_eq(acquire_one(c, 1, &x), 1);
         release(c, 1, &x);
+        pf_cache_free(c);
+}
+END_TEST
+
+/* A hit marks an object used only when its last use is an hour old or more:
+ * a cache hit is otherwise no write to the index. */
+START_TEST(test_cache_touch) {
+        pf_cache *c = cache_open(UINT64_MAX);
+        pf_cache_object o;
+
+        put(c, 0xaa, 10, &o);
+        release(c, 0xaa, &o);
+        put(c, 0xbb, 10, &o);
+        release(c, 0xbb, &o);
+        int64_t b_use = index_sql("SELECT last_use FROM objects WHERE hex(key) LIKE 'BB%'");
+        ck_assert_int_gt(b_use, 0);
+        index_sql("UPDATE objects SET last_use = 7 WHERE hex(key) LIKE 'AA%'");
+        ck_assert_int_eq(acquire_one(c, 0xaa, &o), 1);
+        release(c, 0xaa, &o);
+        ck_assert_int_eq(acquire_one(c, 0xbb, &o), 1);
+        release(c, 0xbb, &o);
+        ck_assert_int_gt(index_sql("SELECT last_use FROM objects WHERE hex(key) LIKE 'AA%'"), 7);
+        ck_assert_int_eq(index_sql("SELECT last_use FROM objects WHERE hex(key) LIKE 'BB%'"), b_use);
         pf_cache_free(c);
 }
 END_TEST
@@ -468,6 +515,7 @@ int main(void) {
         tcase_add_test(tc, test_units);
         tcase_add_test(tc, test_cache_objects);
         tcase_add_test(tc, test_cache_eviction);
+        tcase_add_test(tc, test_cache_touch);
         tcase_add_test(tc, test_cache_interrupted);
         tcase_add_test(tc, test_cache_jobs_and_sizes);
         suite_add_tcase(s, tc);

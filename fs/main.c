@@ -510,7 +510,7 @@ static int cmd_status(const cli *c, char **args, int n) {
         if (r >= 0) {
                 printf("cache %s: ", dir);
                 print_size(stdout, usage.bytes);
-                printf(" in %llu objects, %llu packs, %llu item lists\n", (unsigned long long) usage.objects,
+                printf(" in %llu objects, %llu packs, %llu item records\n", (unsigned long long) usage.objects,
                        (unsigned long long) usage.manifests, (unsigned long long) usage.records);
                 r = pf_cache_list_jobs(cache, print_job, &filter);
         }

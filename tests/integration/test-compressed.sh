@@ -259,7 +259,7 @@ done
 check_eq "remount: still no encoding" 0 "$(log_since "$MAIN_LOG" "$mark" | count ": encoded")"
 status=$(T "$PACKFS" status --cache "$CACHE" "$MNT" 2>&1)
 check_contains "packfs status: the mount" "$MNT: mounted" "$status"
-check "packfs status: the cache's use" grep -qE "^cache $CACHE: [0-9.]+ [KMG]iB in [0-9]+ objects, [1-9][0-9]* packs, [1-9][0-9]* item lists$" \
+check "packfs status: the cache's use" grep -qE "^cache $CACHE: [0-9.]+ [KMG]iB in [0-9]+ objects, [1-9][0-9]* packs, [1-9][0-9]* item records$" \
         <<<"$status"
 check_contains "packfs status: nothing under way" "  no encodings under way" "$status"
 

@@ -284,8 +284,10 @@ static void item_identity(const pf_closure_item *item, uint8_t identity[32]) {
 static int member_name(const pf_walk_entry *e, char *name, size_t size) {
         size_t len = strlen(e->path);
 
-        if (len + 3 > size)
+        if (len + 3 > size) {
+                log_error("%s: name too long for a tar member", e->path);
                 return -ENAMETOOLONG;
+        }
         name[0] = '.';
         memcpy(name + 1, e->path, len);
         if (S_ISDIR(e->mode))
@@ -317,8 +319,11 @@ static int add_member_length(void *userdata, const pf_walk_entry *e) {
                 return n;
         n = tar_header_size(&(tar_entry) { .name = name, .link = e->link_target, .mode = e->mode,
                                            .size = S_ISREG(e->mode) ? e->size : 0 });
-        if (n < 0)
+        if (n < 0) {
+                /* As add_member() says it for a full plan. */
+                log_error("%s: name too long for a tar member", e->path);
                 return n;
+        }
         *length += (uint64_t) n;
         if (S_ISREG(e->mode))
                 *length += e->size + tar_padding(e->size);

@@ -19,6 +19,7 @@
 #include "packfs/config.h"
 #include "packfs/log.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 static char tmp[PATH_MAX];
 
@@ -503,8 +504,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("compressed");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_set_timeout(tc, 120);
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
@@ -519,9 +518,5 @@ int main(void) {
         tcase_add_test(tc, test_cache_interrupted);
         tcase_add_test(tc, test_cache_jobs_and_sizes);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

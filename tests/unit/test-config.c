@@ -8,6 +8,7 @@
 #include "packfs/config.h"
 #include "packfs/log.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 static void setup(void) {
         pf_log_open(PF_LOG_STDERR, LOG_CRIT);
@@ -246,8 +247,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("config");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
         tcase_add_checked_fixture(tc, setup, NULL);
@@ -258,9 +257,5 @@ int main(void) {
         tcase_add_test(tc, test_id);
         tcase_add_test(tc, test_load_file);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

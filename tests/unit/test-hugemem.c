@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "packfs/hugemem.h"
+#include "run-suite.h"
 
 /* Every size on both sides of the malloc()/mmap() boundary gives memory that is
  * aligned as malloc()'s, writable end to end, and separate from the others. */
@@ -43,15 +44,9 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("hugemem");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_hugemem_sizes);
         tcase_add_test(tc, test_hugemem_impossible);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

@@ -8,6 +8,7 @@
 
 #include "packfs/nar.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 static char tmp[PATH_MAX], fixture[PATH_MAX];
 
@@ -164,8 +165,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("nar");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_fixture_hash);
@@ -177,9 +176,5 @@ int main(void) {
         tcase_add_test(tc, test_missing);
         tcase_add_test(tc, test_hasher);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "packfs/nixbase32.h"
+#include "run-suite.h"
 
 static void from_hex(const char *hex, uint8_t *out) {
         for (size_t i = 0; hex[2 * i]; i++) {
@@ -132,8 +133,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("nixbase32");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_len);
         tcase_add_test(tc, test_vectors);
@@ -142,9 +141,5 @@ int main(void) {
         tcase_add_test(tc, test_decode_invalid);
         tcase_add_test(tc, test_empty);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

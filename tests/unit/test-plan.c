@@ -10,6 +10,7 @@
 #include "packfs/log.h"
 #include "packfs/plan.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 static char tmp[PATH_MAX];
 
@@ -446,8 +447,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("plan");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_set_timeout(tc, 120);
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
@@ -460,9 +459,5 @@ int main(void) {
         tcase_add_test(tc, test_refcount);
         tcase_add_test(tc, test_intern);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

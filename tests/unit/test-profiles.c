@@ -9,6 +9,7 @@
 #include "packfs/log.h"
 #include "packfs/profiles.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 #define ITEM_A "qhvz1qwpkmf6i5vxr752g52yivqkj4wb-env-a"
 #define ITEM_B "xrabnx1r49hn890prhx86h6iyn19p976-env-b"
@@ -255,8 +256,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("profiles");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
         tcase_add_checked_fixture(tc, setup, teardown);
@@ -266,9 +265,5 @@ int main(void) {
         tcase_add_test(tc, test_relpath_is_clean);
         tcase_add_test(tc, test_list);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

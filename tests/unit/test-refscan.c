@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "packfs/refscan.h"
+#include "run-suite.h"
 
 #define H1 "lynkcz24r9l795ifshx0k3qpazxi1rzv"
 #define H2 "qhvz1qwpkmf6i5vxr752g52yivqkj4wb"
@@ -167,8 +168,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("refscan");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_add);
         tcase_add_test(tc, test_finds_in_one_chunk);
@@ -180,9 +179,5 @@ int main(void) {
         tcase_add_test(tc, test_many_candidates_random);
         tcase_add_test(tc, test_empty_scanner);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

@@ -12,6 +12,7 @@
 #include "packfs/store.h"
 #include "packfs/storewrite.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 static char tmp[PATH_MAX], store[PATH_MAX], db_path[PATH_MAX];
 
@@ -554,8 +555,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("storedb");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_set_timeout(tc, 60);
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
@@ -569,9 +568,5 @@ int main(void) {
         tcase_add_test(tc, test_real_items);
         tcase_add_test(tc, test_big_closure_performance);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "packfs/storepath.h"
+#include "run-suite.h"
 
 #define HASH "qhvz1qwpkmf6i5vxr752g52yivqkj4wb"
 #define STORE "/nix/store"
@@ -142,17 +143,11 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("storepath");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_base32_alphabet);
         tcase_add_test(tc, test_basename_valid);
         tcase_add_test(tc, test_path_basename);
         tcase_add_test(tc, test_path_item_len);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

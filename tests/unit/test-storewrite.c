@@ -13,6 +13,7 @@
 #include "packfs/nixbase32.h"
 #include "packfs/storewrite.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 static char tmp[PATH_MAX], store[PATH_MAX], db_path[PATH_MAX], profiles[PATH_MAX];
 
@@ -581,8 +582,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("storewrite");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_set_timeout(tc, 60);
         tcase_add_checked_fixture(tc, setup, teardown);
@@ -598,9 +597,5 @@ int main(void) {
         tcase_add_test(tc, test_profile);
         tcase_add_test(tc, test_profile_errors);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

@@ -19,6 +19,7 @@
 #include "packfs/walkcache.h"
 #include "fixture-tree.h"
 #include "tar-header.h"
+#include "run-suite.h"
 
 static char tmp[PATH_MAX];
 
@@ -1035,8 +1036,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("tar");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_set_timeout(tc, 120);
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
@@ -1053,9 +1052,5 @@ int main(void) {
         tcase_add_test(tc, test_tar_plan_sparse);
         tcase_add_test(tc, test_tar_plan_sparse_lengths);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

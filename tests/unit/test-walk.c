@@ -12,6 +12,7 @@
 #include "packfs/walk.h"
 #include "packfs/walkcache.h"
 #include "fixture-tree.h"
+#include "run-suite.h"
 
 static char tmp[PATH_MAX];
 
@@ -521,8 +522,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("walk");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
         tcase_add_checked_fixture(tc, setup, teardown);
@@ -539,9 +538,5 @@ int main(void) {
         tcase_add_test(tc, test_records_evicted);
         tcase_add_test(tc, test_batch);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return run_suite(s);
 }

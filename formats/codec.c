@@ -32,6 +32,10 @@ typedef struct thread_contexts {
         lzma_stream xz;
         bool xz_used;
         uint8_t *in, *out;      /* IO_BUFFER_SIZE each, for xz and zstd */
+        struct libdeflate_compressor *deflate;
+        int deflate_level;
+        uint8_t *gzip_in, *gzip_out;    /* a gzip member's input, and room for its output */
+        size_t gzip_out_size;
 } thread_contexts;
 
 static void *zstd_alloc(void *opaque, size_t size) {
@@ -65,6 +69,9 @@ static void contexts_free(void *p) {
         if (t->xz_used)
                 lzma_end(&t->xz);
         pf_hugemem_free(t->in);
+        libdeflate_free_compressor(t->deflate);
+        pf_hugemem_free(t->gzip_in);
+        pf_hugemem_free(t->gzip_out);
         free(t);
 }
 
@@ -114,44 +121,66 @@ static uint64_t gzip_group_size(int level) {
         return 1024 * 1024;
 }
 
-static int gzip_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
-        struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
-        _cleanup_free_ uint8_t *in = NULL, *out = NULL;
-        size_t bound;
-        int r = 0;
+/* This thread's compressor at LEVEL and member buffers, made on first use. */
+static int gzip_context(int level, thread_contexts **ret) {
+        thread_contexts *t = contexts();
 
-        if (!c)
+        if (!t)
                 return -ENOMEM;
-        bound = libdeflate_gzip_compress_bound(c, GZIP_UNIT_SIZE);
-        in = malloc(MIN(size, (uint64_t) GZIP_UNIT_SIZE) + 1);
-        out = malloc(bound);
-        if (!in || !out) {
-                r = -ENOMEM;
-                goto out;
+        if (t->deflate && t->deflate_level != level) {
+                libdeflate_free_compressor(t->deflate);
+                t->deflate = NULL;
         }
+        if (!t->deflate) {
+                t->deflate = libdeflate_alloc_compressor(level);
+                if (!t->deflate)
+                        return -ENOMEM;
+                t->deflate_level = level;
+        }
+        if (!t->gzip_in) {
+                t->gzip_out_size = libdeflate_gzip_compress_bound(t->deflate, GZIP_UNIT_SIZE);
+                t->gzip_in = pf_hugemem_alloc(GZIP_UNIT_SIZE);
+                t->gzip_out = pf_hugemem_alloc(t->gzip_out_size);
+                if (!t->gzip_in || !t->gzip_out) {
+                        pf_hugemem_free(t->gzip_in);
+                        pf_hugemem_free(t->gzip_out);
+                        t->gzip_in = t->gzip_out = NULL;
+                        return -ENOMEM;
+                }
+        }
+        *ret = t;
+        return 0;
+}
+
+static int gzip_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
+        thread_contexts *t;
+        int r;
+
+        r = gzip_context(level, &t);
+        if (r < 0)
+                return r;
         /* A unit larger than GZIP_UNIT_SIZE (never from compressed.c) is cut
          * into members at fixed offsets, so the output still depends on the
          * input alone. An empty unit is one empty member: gzip -d wants one. */
         for (uint64_t done = 0; done < size || (size == 0 && done == 0);) {
                 size_t n = (size_t) MIN(size - done, (uint64_t) GZIP_UNIT_SIZE);
-                r = read(userdata, in, n);
+                r = read(userdata, t->gzip_in, n);
                 if (r < 0)
-                        goto out;
-                size_t k = libdeflate_gzip_compress(c, in, n, out, bound);
-                if (k == 0) {
-                        r = -EIO;
-                        goto out;
-                }
-                r = write(userdata, out, k);
+                        return r;
+                /* The buffer holds the bound of the level it was made for;
+                 * should another level's be larger, a member that does not
+                 * fit fails (0), it does not overflow. */
+                size_t k = libdeflate_gzip_compress(t->deflate, t->gzip_in, n, t->gzip_out, t->gzip_out_size);
+                if (k == 0)
+                        return -EIO;
+                r = write(userdata, t->gzip_out, k);
                 if (r < 0)
-                        goto out;
+                        return r;
                 done += n;
                 if (size == 0)
                         break;
         }
-out:
-        libdeflate_free_compressor(c);
-        return r;
+        return 0;
 }
 
 const pf_codec pf_codec_gzip = {

@@ -153,6 +153,12 @@ START_TEST(test_codec_deterministic) {
         ck_assert(other.out_size != jobs[0].out.out_size ||
                   memcmp(other.out, jobs[0].out.out, other.out_size) != 0);
         free(other.out);
+        /* This thread's context, used at another level just before, gives
+         * the bytes a fresh one gave. */
+        encode(c, c->default_level, in, n, &other);
+        ck_assert_uint_eq(other.out_size, jobs[0].out.out_size);
+        ck_assert_int_eq(memcmp(other.out, jobs[0].out.out, other.out_size), 0);
+        free(other.out);
         for (size_t i = 0; i < 3; i++)
                 free(jobs[i].out.out);
         free(in);

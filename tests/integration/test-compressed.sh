@@ -203,6 +203,14 @@ pbuild --config "$CFG" --cache "$WORK/cache-build" p/pack.tar.zst -o "$WORK/buil
 check_eq "packfs build p/pack.tar.zst -o FILE (fresh cache) equals the mount" "${sha[zst]}" "$(sha "$WORK/built.zst")"
 check_eq "packfs build p/pack.tar.gz -o - (without a mount's cache in use) equals the mount" "${sha[gz]}" \
         "$(pbuild --config "$CFG" --cache "$WORK/cache-build" p/pack.tar.gz -o - 2>/dev/null | stream_sha)"
+# Reproducible whatever the machine: the mount encoded on every core; one core
+# (one unit at a time, one walker) gives the same bytes.
+say "cores: $(nproc)"
+for x in "${X[@]}"; do
+        check_eq "packfs build p/pack.tar.$x on one core (taskset -c 0, fresh cache) equals the mount's" \
+                "${sha[$x]}" "$(T taskset -c 0 "$PACKFS" build --store "$STORE" --db "$DB" --profiles "$PROFILES" \
+                        --config "$CFG" --cache "$WORK/cache-1core" "p/pack.tar.$x" -o - 2>/dev/null | stream_sha)"
+done
 
 # ---- 3. concurrent cold readers share one encoding ----
 

@@ -255,6 +255,57 @@ static void discard_interrupted(pf_cache *c) {
                 log_info("cache %s: discarded %u interrupted encoding%s", c->dir, n, n == 1 ? "" : "s");
 }
 
+/* Removes the files of objects/XX/ (names the cache makes); returns how many. */
+static unsigned remove_objects(pf_cache *c) {
+        _cleanup_free_ char *objects = NULL;
+        unsigned n = 0;
+        DIR *d;
+
+        if (asprintf(&objects, "%s/objects", c->dir) < 0)
+                return 0;
+        d = opendir(objects);
+        if (!d)
+                return 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_name[0] == '.' || strlen(de->d_name) != 2)
+                        continue;
+                int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                DIR *sub = fd >= 0 ? fdopendir(fd) : NULL;
+                if (!sub) {
+                        if (fd >= 0)
+                                close(fd);
+                        continue;
+                }
+                for (struct dirent *o; (o = readdir(sub));)
+                        if (o->d_name[0] != '.' && strlen(o->d_name) == 64 && unlinkat(dirfd(sub), o->d_name, 0) == 0)
+                                n++;
+                closedir(sub);
+        }
+        closedir(d);
+        return n;
+}
+
+/* The index cannot be read (SQLite says it is not a database, or damaged):
+ * it is only a cache, so it is moved aside (for whoever wants to look at it),
+ * the objects it indexed are removed (nothing would count them against
+ * --cache-size any more), and the cache starts empty. */
+static int start_over(pf_cache *c) {
+        _cleanup_free_ char *index = NULL, *damaged = NULL, *wal = NULL, *shm = NULL;
+
+        pf_cache_disconnect(c);
+        if (asprintf(&index, "%s/index.sqlite", c->dir) < 0 || asprintf(&damaged, "%s.damaged", index) < 0 ||
+            asprintf(&wal, "%s-wal", index) < 0 || asprintf(&shm, "%s-shm", index) < 0)
+                return -ENOMEM;
+        if (rename(index, damaged) < 0)
+                return log_error_errno(negative_errno(), "cache %s: cannot move the damaged index aside", c->dir);
+        (void) unlink(wal);
+        (void) unlink(shm);
+        unsigned n = remove_objects(c);
+        log_warning("cache %s: the index was damaged; moved to %s, its %u object%s removed: packs are encoded again",
+                    c->dir, damaged, n, n == 1 ? "" : "s");
+        return pf_cache_connect(c);
+}
+
 static void drop_dead_jobs(pf_cache *c) {
         sqlite3_stmt *st;
         long pids[64];
@@ -303,6 +354,8 @@ int pf_cache_open(const char *dir, uint64_t max_bytes, const char *owner, pf_cac
                 goto fail;
         }
         r = pf_cache_connect(c);
+        if (r == -EBADMSG)
+                r = start_over(c);
         if (r < 0)
                 goto fail;
         discard_interrupted(c);

@@ -14,7 +14,10 @@
  * Durability: an object is written to tmp/, fsynced, and renamed into objects/
  * (never over an existing one), then indexed. An interrupted write leaves only a
  * tmp/ file, removed when the cache is next opened once its writer is dead; it is
- * never served. Objects are immutable once renamed.
+ * never served. Objects are immutable once renamed. An index SQLite cannot read
+ * when the cache is opened (not a database, damaged) is moved to
+ * index.sqlite.damaged, the objects are removed, and the cache starts empty:
+ * a logged warning, not a failed mount.
  *
  * Size: after each insertion, least recently used objects are evicted until the
  * total fits --cache-size, skipping objects pinned in this process (served by an

@@ -502,4 +502,21 @@ damage_check "an object deleted while unmounted"
 truncate -s $(($(fsize "$victim") / 2)) "$victim"
 damage_check "an object truncated while unmounted"
 
+# A cache index SQLite cannot read: moved aside, the cache starts empty, the
+# packs are encoded again with the same bytes.
+mark=$(log_len "$COLD_LOG")
+dd if=/dev/urandom of="$COLD_CACHE/index.sqlite" bs=1 seek=16 count=4000 conv=notrunc status=none
+rm -f "$COLD_CACHE/index.sqlite-wal" "$COLD_CACHE/index.sqlite-shm"
+mount_packfs "$COLD" --config "$CFG" --cache "$COLD_CACHE"
+for x in gz zst; do
+        check_eq "damaged index: p-1-link/pack.tar.$x: the same bytes" "${sha[$x]}" "$(sha "$COLD/p-1-link/pack.tar.$x")"
+done
+log=$(log_since "$COLD_LOG" "$mark")
+check_contains "damaged index: the log says it was moved aside" "the index was damaged; moved to $COLD_CACHE/index.sqlite.damaged" "$log"
+check "damaged index: it is kept for a look" test -s "$COLD_CACHE/index.sqlite.damaged"
+for x in gz zst; do
+        check_eq "damaged index: p-1-link/pack.tar.$x encoded again" 1 "$(count "p-1-link/pack.tar.$x: encoded" <<<"$log")"
+done
+check "the cold server exits 0 after unmounting" unmount_packfs "$COLD" "$MOUNT_PID"
+
 finish

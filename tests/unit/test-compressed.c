@@ -431,6 +431,45 @@ START_TEST(test_cache_touch) {
 }
 END_TEST
 
+/* An index SQLite cannot read is moved aside with its objects removed, and the
+ * cache starts empty rather than failing the mount. */
+START_TEST(test_cache_damaged_index) {
+        char index[PATH_MAX + 32], damaged[PATH_MAX + 48], garbage[4096];
+        pf_cache *c = cache_open(UINT64_MAX);
+        pf_cache_object o;
+        pf_cache_usage u;
+        struct stat st;
+
+        put(c, 1, 1000, &o);
+        release(c, 1, &o);
+        put(c, 2, 1000, &o);
+        release(c, 2, &o);
+        pf_cache_free(c);
+
+        snprintf(index, sizeof(index), "%s/cache/index.sqlite", tmp);
+        snprintf(damaged, sizeof(damaged), "%s.damaged", index);
+        for (size_t i = 0; i < sizeof(garbage); i++)
+                garbage[i] = (char) (i * 7 + 3);
+        write_file(index, garbage, sizeof(garbage));
+
+        c = cache_open(UINT64_MAX);
+        ck_assert_int_eq(stat(damaged, &st), 0);
+        ck_assert_int_eq(pf_cache_get_usage(c, &u), 0);
+        ck_assert_uint_eq(u.objects, 0);
+        ck_assert_int_eq(acquire_one(c, 1, &o), 0);
+        ck_assert_int_eq(acquire_one(c, 2, &o), 0);
+        char object_dir[PATH_MAX + 32];
+        snprintf(object_dir, sizeof(object_dir), "%s/cache/objects/01", tmp);
+        ck_assert_int_eq(rmdir(object_dir), 0); /* empty: the object file is gone */
+        /* And it works as a cache again. */
+        put(c, 3, 10, &o);
+        release(c, 3, &o);
+        ck_assert_int_eq(acquire_one(c, 3, &o), 1);
+        release(c, 3, &o);
+        pf_cache_free(c);
+}
+END_TEST
+
 START_TEST(test_cache_interrupted) {
         char path[PATH_MAX + 64], live[PATH_MAX + 64];
         pf_cache *c = cache_open(UINT64_MAX);
@@ -521,6 +560,7 @@ int main(void) {
         tcase_add_test(tc, test_cache_objects);
         tcase_add_test(tc, test_cache_eviction);
         tcase_add_test(tc, test_cache_touch);
+        tcase_add_test(tc, test_cache_damaged_index);
         tcase_add_test(tc, test_cache_interrupted);
         tcase_add_test(tc, test_cache_jobs_and_sizes);
         suite_add_tcase(s, tc);

@@ -14,9 +14,12 @@
 #include "packfs/log.h"
 #include "packfs/macro.h"
 
-/* Bump when the way units are cut or keyed changes. */
+/* Bump when the way units are cut or keyed changes. A manifest's key also
+ * holds the codec's unit and group sizes: a manifest recorded by a packfs that
+ * cut differently (2 MiB zstd groups before session 4) would otherwise serve
+ * other compressed bytes than a fresh encoding of the same pack. */
 #define UNIT_LAYOUT "packfs unit 1"
-#define MANIFEST_LAYOUT "packfs manifest 1"
+#define MANIFEST_LAYOUT "packfs manifest 2"
 
 /* Small items close their group early (at 1/4 of the group size or more) when
  * their identity's first byte is below this: about one item in four, chosen by
@@ -415,8 +418,9 @@ static void manifest_key(const pf_format *self, const pf_view *view, int level, 
 
         if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
                 abort();
-        n = snprintf(header, sizeof(header), "%s %s %s %d", MANIFEST_LAYOUT, self->file_name, self->codec->name,
-                     level);
+        n = snprintf(header, sizeof(header), "%s %s %s %d %llu %llu %d", MANIFEST_LAYOUT, self->file_name,
+                     self->codec->name, level, (unsigned long long) self->codec->unit_size(level),
+                     (unsigned long long) self->codec->group_size(level), GROUP_CUT_BELOW);
         gcry_md_write(md, header, (size_t) n + 1);
         gcry_md_write(md, view->closure->id, 32);
         gcry_md_write(md, view->options->id, 32);

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 
 #include "packfs/cache.h"
+#include "packfs/codec.h"
+#include "packfs/compressed.h"
 #include "packfs/config.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
@@ -650,6 +652,28 @@ static int plan_tar(const char *root, const char *config, pf_plan **ret) {
         return plan_tar_sparse(root, config, NULL, NULL, ret);
 }
 
+/* Plans FORMAT over the closure of ROOT (no options), with the test's cache. */
+static int plan_format(const pf_format *format, const char *root, pf_plan **ret) {
+        pf_store *s = NULL;
+        pf_closure *c = NULL;
+        pf_config *cfg = NULL;
+        pf_options o = {};
+        int r;
+
+        ck_assert_int_eq(pf_store_open(store, db_path, &s), 0);
+        ck_assert_int_eq(pf_store_closure(s, root, &c), 0);
+        ck_assert_int_eq(pf_config_parse_string("", "test", &cfg), 0);
+        ck_assert_int_eq(pf_config_options_for(cfg, "demo", &o), 0);
+        pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o,
+                         .cache = plan_cache };
+        r = format->plan(format, &view, ret);
+        pf_options_done(&o);
+        pf_config_free(cfg);
+        pf_closure_unref(c);
+        pf_store_free(s);
+        return r;
+}
+
 /* Reads the whole plan in uneven chunks into a malloc'd buffer. */
 static uint8_t *plan_read(pf_plan *p, size_t *ret_size) {
         size_t size = (size_t) pf_plan_size(p), done = 0, chunk = 1;
@@ -1033,6 +1057,55 @@ START_TEST(test_tar_plan_sparse_lengths) {
 }
 END_TEST
 
+/* zstd with one-byte groups: every item alone. */
+static uint64_t tiny_group_size(int level) {
+        return 1;
+}
+
+/* A pack's manifest is keyed by how its units are cut: a cache filled by a
+ * packfs that grouped differently gives the bytes a fresh encoding gives, not
+ * the old concatenation. */
+START_TEST(test_manifest_follows_the_cutting) {
+        static pf_codec zstd_alone;
+        static pf_format zst_alone;
+        char cache_dir[PATH_MAX], other_dir[PATH_MAX];
+        pf_plan *p = NULL;
+        uint8_t *usual_bytes, *alone_bytes, *fresh_bytes;
+        size_t usual_size, alone_size, fresh_size;
+
+        zstd_alone = pf_codec_zstd;
+        zstd_alone.group_size = tiny_group_size;
+        zst_alone = (pf_format) PF_COMPRESSED_FORMAT("pack.tar.zst", pf_format_tar, zstd_alone);
+        make_store();
+        pathf(cache_dir, "%s/cache", tmp);
+        pathf(other_dir, "%s/cache-other", tmp);
+
+        /* A plan of a compressed pack pins its cache: read and drop it first. */
+        ck_assert_int_eq(pf_cache_open(cache_dir, UINT64_MAX, "test", &plan_cache), 0);
+        ck_assert_int_eq(plan_format(&pf_format_tar_zst, item_hello, &p), 0);
+        usual_bytes = plan_read(p, &usual_size);
+        pf_plan_unref(p);
+        ck_assert_int_eq(plan_format(&zst_alone, item_hello, &p), 0);
+        alone_bytes = plan_read(p, &alone_size);
+        pf_plan_unref(p);
+        pf_cache_free(plan_cache);
+        ck_assert_int_eq(pf_cache_open(other_dir, UINT64_MAX, "test", &plan_cache), 0);
+        ck_assert_int_eq(plan_format(&zst_alone, item_hello, &p), 0);
+        fresh_bytes = plan_read(p, &fresh_size);
+        pf_plan_unref(p);
+        pf_cache_free(plan_cache);
+        plan_cache = NULL;
+
+        ck_assert(usual_size != alone_size || memcmp(usual_bytes, alone_bytes, usual_size) != 0);
+        ck_assert_uint_eq(alone_size, fresh_size);
+        ck_assert_mem_eq(alone_bytes, fresh_bytes, fresh_size);
+        free(usual_bytes);
+        free(alone_bytes);
+        free(fresh_bytes);
+        free_store();
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("tar");
         TCase *tc = tcase_create("core");
@@ -1051,6 +1124,7 @@ int main(void) {
         tcase_add_test(tc, test_tar_plan_variants);
         tcase_add_test(tc, test_tar_plan_sparse);
         tcase_add_test(tc, test_tar_plan_sparse_lengths);
+        tcase_add_test(tc, test_manifest_follows_the_cutting);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }

@@ -183,6 +183,12 @@ static int gzip_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec
         return 0;
 }
 
+/* libdeflate has no run-time version call: this is the version packfs was
+ * built against (an upgrade of the library alone goes unnoticed). */
+static unsigned gzip_library_version(void) {
+        return LIBDEFLATE_VERSION_MAJOR * 1000u + LIBDEFLATE_VERSION_MINOR;
+}
+
 const pf_codec pf_codec_gzip = {
         .name = "gzip",
         .suffix = ".gz",
@@ -193,6 +199,7 @@ const pf_codec pf_codec_gzip = {
         .default_level = 6,
         .unit_size = gzip_unit_size,
         .group_size = gzip_group_size,
+        .library_version = gzip_library_version,
         .encode = gzip_encode,
 };
 
@@ -280,6 +287,10 @@ out:
         return r;
 }
 
+static unsigned xz_library_version(void) {
+        return (unsigned) lzma_version_number();
+}
+
 const pf_codec pf_codec_xz = {
         .name = "xz",
         .suffix = ".xz",
@@ -288,6 +299,7 @@ const pf_codec pf_codec_xz = {
         .default_level = 6, /* xz's own default */
         .unit_size = xz_unit_size,
         .group_size = xz_group_size,
+        .library_version = xz_library_version,
         .encode = xz_encode,
 };
 
@@ -370,6 +382,10 @@ out:
         return r;
 }
 
+static unsigned zstd_library_version(void) {
+        return ZSTD_versionNumber();
+}
+
 const pf_codec pf_codec_zstd = {
         .name = "zstd",
         .suffix = ".zst",
@@ -378,6 +394,7 @@ const pf_codec pf_codec_zstd = {
         .default_level = 3, /* zstd's own default; guix pack's -19 is ~40x slower */
         .unit_size = zstd_unit_size,
         .group_size = zstd_group_size,
+        .library_version = zstd_library_version,
         .encode = zstd_encode,
 };
 

@@ -15,8 +15,9 @@
 #include "packfs/macro.h"
 
 /* Bump when the way units are cut or keyed changes. A manifest's key also
- * holds the codec's unit and group sizes: a manifest recorded by a packfs that
- * cut differently (2 MiB zstd groups before session 4) would otherwise serve
+ * holds the codec's unit and group sizes and both keys the library's version:
+ * a manifest recorded by a packfs that cut differently (2 MiB zstd groups
+ * before session 4), or units encoded by another zstd, would otherwise serve
  * other compressed bytes than a fresh encoding of the same pack. */
 #define UNIT_LAYOUT "packfs unit 1"
 #define MANIFEST_LAYOUT "packfs manifest 2"
@@ -91,8 +92,8 @@ static int unit_open(unit_builder *u, uint64_t offset) {
         }
         if (gcry_md_open(&u->md, GCRY_MD_SHA256, 0) != 0)
                 return -ENOMEM;
-        n = snprintf(header, sizeof(header), "%s %s %d %llu", UNIT_LAYOUT, u->codec->name, u->level,
-                     (unsigned long long) u->unit_size);
+        n = snprintf(header, sizeof(header), "%s %s %u %d %llu", UNIT_LAYOUT, u->codec->name,
+                     u->codec->library_version(), u->level, (unsigned long long) u->unit_size);
         gcry_md_write(u->md, header, (size_t) n + 1);
         u->units[u->n] = (pf_unit) { .offset = offset };
         return 0;
@@ -418,8 +419,9 @@ static void manifest_key(const pf_format *self, const pf_view *view, int level, 
 
         if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
                 abort();
-        n = snprintf(header, sizeof(header), "%s %s %s %d %llu %llu %d", MANIFEST_LAYOUT, self->file_name,
-                     self->codec->name, level, (unsigned long long) self->codec->unit_size(level),
+        n = snprintf(header, sizeof(header), "%s %s %s %u %d %llu %llu %d", MANIFEST_LAYOUT, self->file_name,
+                     self->codec->name, self->codec->library_version(), level,
+                     (unsigned long long) self->codec->unit_size(level),
                      (unsigned long long) self->codec->group_size(level), GROUP_CUT_BELOW);
         gcry_md_write(md, header, (size_t) n + 1);
         gcry_md_write(md, view->closure->id, 32);

@@ -7,8 +7,8 @@
  * (gzip, xz and zstd all accept concatenated members/streams/frames), which is
  * what lets a pack be assembled from separately encoded and cached pieces.
  *
- * Reproducibility: the output depends only on the input and the level, never on
- * the machine. xz and zstd always use their multithreaded formats (liblzma's MT
+ * Reproducibility: the output depends only on the input, the level and the
+ * library's version (part of every cached unit's key), never on the machine. xz and zstd always use their multithreaded formats (liblzma's MT
  * encoder with a fixed block size, zstd with nbWorkers >= 1), whose bytes differ
  * from the single-threaded formats but not between thread counts; parallelism
  * comes from encoding many units at once (compressed.c), not from here.
@@ -36,6 +36,9 @@ typedef struct pf_codec {
          * item re-encodes the groups it leaves and joins, so groups are as
          * small as the ratio allows: about as far back as the codec looks. */
         uint64_t (*group_size)(int level);
+        /* The compression library's version: another may compress the same
+         * input to other (valid) bytes, so it is part of every cache key. */
+        unsigned (*library_version)(void);
         /* Encodes SIZE bytes from READ as one unit to WRITE. */
         int (*encode)(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata);
 } pf_codec;

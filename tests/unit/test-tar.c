@@ -1062,12 +1062,19 @@ static uint64_t tiny_group_size(int level) {
         return 1;
 }
 
-/* A pack's manifest is keyed by how its units are cut: a cache filled by a
- * packfs that grouped differently gives the bytes a fresh encoding gives, not
- * the old concatenation. */
+/* zstd as if the library were another version. */
+static unsigned next_zstd_version(void) {
+        return pf_codec_zstd.library_version() + 1;
+}
+
+/* A pack's manifest is keyed by how its units are cut, and its units by the
+ * library's version: a cache filled by a packfs that grouped differently gives
+ * the bytes a fresh encoding gives, not the old concatenation, and a new zstd
+ * encodes again. */
 START_TEST(test_manifest_follows_the_cutting) {
-        static pf_codec zstd_alone;
-        static pf_format zst_alone;
+        static pf_codec zstd_alone, zstd_next;
+        static pf_format zst_alone, zst_next;
+        pf_cache_usage before, after;
         char cache_dir[PATH_MAX], other_dir[PATH_MAX];
         pf_plan *p = NULL;
         uint8_t *usual_bytes, *alone_bytes, *fresh_bytes;
@@ -1088,6 +1095,17 @@ START_TEST(test_manifest_follows_the_cutting) {
         ck_assert_int_eq(plan_format(&zst_alone, item_hello, &p), 0);
         alone_bytes = plan_read(p, &alone_size);
         pf_plan_unref(p);
+        /* Another library version: the units are encoded again (new objects),
+         * whatever the cache holds. */
+        zstd_next = pf_codec_zstd;
+        zstd_next.library_version = next_zstd_version;
+        zst_next = (pf_format) PF_COMPRESSED_FORMAT("pack.tar.zst", pf_format_tar, zstd_next);
+        ck_assert_int_eq(pf_cache_get_usage(plan_cache, &before), 0);
+        ck_assert_int_eq(plan_format(&zst_next, item_hello, &p), 0);
+        pf_plan_unref(p);
+        ck_assert_int_eq(pf_cache_get_usage(plan_cache, &after), 0);
+        ck_assert_uint_gt(after.objects, before.objects);
+        ck_assert_uint_eq(after.manifests, before.manifests + 1);
         pf_cache_free(plan_cache);
         ck_assert_int_eq(pf_cache_open(other_dir, UINT64_MAX, "test", &plan_cache), 0);
         ck_assert_int_eq(plan_format(&zst_alone, item_hello, &p), 0);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -520,6 +521,19 @@ static int cmd_status(const cli *c, char **args, int n) {
         return r < 0 ? log_error_errno(r, "cache %s", dir) : 0;
 }
 
+/* Cached plans of compressed packs hold their units' files open (a few hundred
+ * per pack), so the soft descriptor limit goes up to the hard one, as systemd
+ * advises for programs that do not use select(). Best effort: at the limit a
+ * plan reopens its files by name at each read instead. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
 int main(int argc, char **argv) {
         cli c = {};
         char **args = NULL;
@@ -546,6 +560,7 @@ int main(int argc, char **argv) {
                 return 2;
         if (c.debug)
                 pf_log_open(PF_LOG_STDERR, LOG_DEBUG);
+        raise_fd_limit();
 
         if (!strcmp(cmd, "mount"))
                 r = cmd_mount(&c, args, n);

@@ -360,6 +360,17 @@ for x in "${X[@]}"; do
 done
 check_eq "eviction: an open b/pack.tar.xz still reads right" "${b_sha[xz]}" "$(T sha256sum <&5 | cut -d' ' -f1)"
 exec 5<&-
+# Pins are per process: another one (a packfs build on the same cache) may
+# evict what this mount serves. Its planned packs hold their units open.
+exec 5<"$EMNT/b/pack.tar.zst"
+find "$ECACHE/objects" -type f -delete
+drop "$EMNT/b/pack.tar.zst"
+drop "$EMNT/b/pack.tar.gz"
+check_eq "objects removed behind the mount: an open b/pack.tar.zst still reads right" "${b_sha[zst]}" \
+        "$(T sha256sum <&5 | cut -d' ' -f1)"
+exec 5<&-
+check_eq "objects removed behind the mount: b/pack.tar.gz, planned before, still reads right" "${b_sha[gz]}" \
+        "$(sha "$EMNT/b/pack.tar.gz")"
 check "the evict server exits 0 after unmounting" unmount_packfs "$EMNT" "$evict_pid"
 # Over the limit now (everything was pinned by the plans): the next insertion,
 # in a new mount, brings it back under.

@@ -446,24 +446,7 @@ static void pins_free(void *userdata) {
         free(p);
 }
 
-/* Opens cached object O for a plan to keep: another process may evict it (pins
- * are per process), and a file the plan holds open stays readable after its
- * name is gone. -1 when it cannot be kept open (out of descriptors): the plan
- * then opens it by name at each read. */
-static int keep_open(const pf_cache_object *o) {
-        struct stat st;
-        int fd = open(o->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-
-        if (fd < 0)
-                return -1;
-        if (fstat(fd, &st) < 0 || (uint64_t) st.st_size != o->size || st.st_mtime != o->mtime) {
-                close(fd);
-                return -1;
-        }
-        return fd;
-}
-
-/* Makes the plan over OBJS (one per key), taking over their pins and memfds. */
+/* Makes the plan over OBJS (one per key), taking over their pins and files. */
 static int plan_from_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_cache_object *objs, size_t n,
                              pf_plan **ret) {
         pf_plan_builder *b = NULL;
@@ -481,13 +464,15 @@ static int plan_from_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_cach
                         /* Pinned: the plan's pin set now holds it. */
                         memcpy(p->keys[p->n++], keys[i], 32);
                         const char *path = pf_plan_intern(b, objs[i].path);
-                        int fd = path ? keep_open(&objs[i]) : -1;
+                        /* Held open when it could be: pins are per process,
+                         * and another one may evict the file. */
                         if (!path)
                                 r = -ENOMEM;
-                        else if (fd >= 0)
-                                r = pf_plan_add_owned_fd(b, fd, path, objs[i].size, 0, objs[i].size);
+                        else if (objs[i].fd >= 0)
+                                r = pf_plan_add_owned_fd(b, objs[i].fd, path, objs[i].size, 0, objs[i].size);
                         else
                                 r = pf_plan_add_file(b, path, objs[i].size, objs[i].mtime, 0, objs[i].size);
+                        objs[i].fd = -1;
                 } else {
                         char name[64];
                         char hex[17];
@@ -750,7 +735,7 @@ static int copy_object(const pf_cache_object *o, int out, uint8_t *buf) {
         _cleanup_close_ int fd = -1;
         int in = o->fd;
 
-        if (o->path) {
+        if (in < 0) {
                 fd = open(o->path, O_RDONLY | O_CLOEXEC);
                 if (fd < 0)
                         return log_error_errno(negative_errno(), "%s", o->path);

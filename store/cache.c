@@ -469,16 +469,25 @@ int pf_cache_acquire(pf_cache *c, const uint8_t (*keys)[32], size_t n, pf_cache_
                 }
                 size = (uint64_t) sqlite3_column_int64(get, 0);
                 object_path(c, keys[i], path, sizeof(path));
-                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != size) {
+                /* Opened for the holder (without a descriptor to spare, only
+                 * checked): an open file stays readable when another process
+                 * evicts it. */
+                int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+                if ((fd >= 0 ? fstat(fd, &st) : stat(path, &st)) < 0 || !S_ISREG(st.st_mode) ||
+                    (uint64_t) st.st_size != size) {
                         /* Removed or damaged behind our back: forget it, never serve it. */
+                        bool missing = fd < 0 && errno == ENOENT;
+                        if (fd >= 0)
+                                close(fd);
                         log_warning("cache: %s is missing or damaged; it will be encoded again", path);
-                        if (errno != ENOENT)
+                        if (!missing)
                                 unlink(path);
                         sqlite3_reset(drop);
                         sqlite3_bind_blob(drop, 1, keys[i], 32, SQLITE_STATIC);
                         sqlite3_step(drop);
                         continue;
                 }
+                objs[i].fd = fd;
                 objs[i].path = strdup(path);
                 if (!objs[i].path) {
                         r = -ENOMEM;
@@ -729,12 +738,13 @@ int pf_cache_writer_commit(pf_cache_writer *w, pf_cache_object *ret) {
         free(w->tmp_path);
         w->tmp_path = NULL;
         close(w->fd);
-        w->fd = -1;
         /* The directory is not fsynced: if a crash loses the rename, the index
          * row outlives the file, and pf_cache_acquire() drops it and the unit
          * is encoded again. Only the file's own bytes must be durable before
-         * the rename can make them visible. */
-        if (stat(path, &s) < 0) {
+         * the rename can make them visible. The object is handed over open, as
+         * pf_cache_acquire() does (-1 without a descriptor to spare). */
+        w->fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if ((w->fd >= 0 ? fstat(w->fd, &s) : stat(path, &s)) < 0) {
                 r = log_error_errno(negative_errno(), "cache: %s", path);
                 goto fail;
         }
@@ -763,6 +773,7 @@ int pf_cache_writer_commit(pf_cache_writer *w, pf_cache_object *ret) {
         }
         ret->size = (uint64_t) s.st_size;
         ret->mtime = s.st_mtime;
+        ret->fd = w->fd;
         free(w);
         return 0;
 fail:

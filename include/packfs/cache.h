@@ -43,7 +43,8 @@ typedef struct pf_cache_job pf_cache_job;
 
 typedef struct pf_cache_object {
         char *path;             /* malloc'd; NULL for an uncached (memfd) object */
-        int fd;                 /* uncached objects: the memfd, owned by the holder; else -1 */
+        int fd;                 /* owned by the holder: an uncached object's memfd, a cached
+                                 * one's file (-1 when out of descriptors) */
         uint64_t size;
         int64_t mtime;
 } pf_cache_object;

@@ -334,15 +334,22 @@ START_TEST(test_cache_objects) {
 
         put(c, 1, 10000, &o);
         ck_assert_ptr_nonnull(o.path);
-        ck_assert_int_eq(o.fd, -1);
         ck_assert_int_eq(stat(o.path, &st), 0);
         ck_assert_uint_eq((uint64_t) st.st_size, 10000);
         ck_assert_uint_eq(o.size, 10000);
+        /* Handed over open on the object's file itself. */
+        struct stat fst;
+        ck_assert_int_ge(o.fd, 0);
+        ck_assert_int_eq(fstat(o.fd, &fst), 0);
+        ck_assert(fst.st_ino == st.st_ino && fst.st_dev == st.st_dev);
 
         /* Found again, also after reopening; a second commit of the same key
          * keeps the first file (it may be served). */
         ck_assert_int_eq(acquire_one(c, 1, &again), 1);
         ck_assert_str_eq(again.path, o.path);
+        ck_assert_int_ge(again.fd, 0);
+        ck_assert_int_eq(fstat(again.fd, &fst), 0);
+        ck_assert(fst.st_ino == st.st_ino);
         release(c, 1, &again);
         put(c, 1, 10000, &again);
         ck_assert_int_eq(stat(o.path, &st), 0);

@@ -521,13 +521,14 @@ int pf_cache_acquire(pf_cache *c, const uint8_t (*keys)[32], size_t n, pf_cache_
         log_error("cache index: %s", sqlite3_errmsg(c->db));
 rollback:
         exec_sql(c->db, "ROLLBACK");
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 if (objs[i].path) {
                         pin *p = pin_find(c, keys[i]);
                         if (p && --p->count == 0)
                                 *p = c->pins[--c->n_pins];
-                        pf_cache_object_done(&objs[i]);
                 }
+                pf_cache_object_done(&objs[i]); /* also the file of one whose path was not copied */
+        }
 out:
         sqlite3_finalize(get);
         sqlite3_finalize(touch);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -477,6 +478,46 @@ START_TEST(test_cache_damaged_index) {
 }
 END_TEST
 
+/* Out of descriptors, objects are still found, only not held open (the plan
+ * then opens them by name at each read). */
+START_TEST(test_cache_out_of_descriptors) {
+        enum { N = 24 };
+        pf_cache *c = cache_open(UINT64_MAX);
+        uint8_t keys[N][32];
+        pf_cache_object objs[N], o;
+        struct rlimit saved, low;
+        size_t open_fds = 0;
+
+        for (size_t i = 0; i < N; i++) {
+                put(c, (uint8_t) (0x40 + i), 100, &o);
+                release(c, (uint8_t) (0x40 + i), &o);
+                memset(keys[i], 0x40 + (int) i, 32);
+        }
+        /* Room for the SQLite connection's needs and a few objects, not all. */
+        int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(probe, 0);
+        close(probe);
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        low = saved;
+        low.rlim_cur = (rlim_t) probe + 8;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        int found = pf_cache_acquire(c, (const uint8_t (*)[32]) keys, N, objs);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+        ck_assert_int_eq(found, N);
+        for (size_t i = 0; i < N; i++) {
+                ck_assert_ptr_nonnull(objs[i].path);
+                ck_assert_uint_eq(objs[i].size, 100);
+                open_fds += objs[i].fd >= 0;
+                pf_cache_unpin(c, keys[i]);
+                pf_cache_object_done(&objs[i]);
+        }
+        ck_assert_uint_gt(open_fds, 0);
+        ck_assert_uint_lt(open_fds, N);
+        pf_cache_free(c);
+}
+END_TEST
+
 START_TEST(test_cache_interrupted) {
         char path[PATH_MAX + 64], live[PATH_MAX + 64];
         pf_cache *c = cache_open(UINT64_MAX);
@@ -568,6 +609,7 @@ int main(void) {
         tcase_add_test(tc, test_cache_eviction);
         tcase_add_test(tc, test_cache_touch);
         tcase_add_test(tc, test_cache_damaged_index);
+        tcase_add_test(tc, test_cache_out_of_descriptors);
         tcase_add_test(tc, test_cache_interrupted);
         tcase_add_test(tc, test_cache_jobs_and_sizes);
         suite_add_tcase(s, tc);

@@ -519,7 +519,7 @@ static int tar_plan_sparse(const pf_format *self, const pf_view *view,
                 goto fail;
         extra_free(extras);
         if (view->cache && t.n_walked > 0)
-                log_info("%s/%s: walked %zu of %zu store items, the others' member lists from the cache",
+                log_info("%s/%s: walked %zu of %zu store items, the others' member lists or lengths from the cache",
                          view->name, self->file_name, t.n_walked, view->closure->n_items);
         return pf_plan_builder_finish(t.builder, tar_generate, t.data, tar_plan_data_free, ret);
 fail:

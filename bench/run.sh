@@ -10,8 +10,9 @@
 #   --profile  afterwards, look at where the daemon's time goes while reading
 #              pack.tar: strace -c, perf stat, perf record (slows nothing measured)
 #   --reps N   best of N for every timing (default 3)
-#   --xz-reps N  cold runs of pack.tar.xz and of tar | xz (default 1: xz -6 of
-#              the full closure takes minutes); 0 skips xz
+#   --xz-reps N  cold runs of pack.tar.xz and of tar | xz (default 2: xz -6 of
+#              the full closure takes 2 minutes a side, and one pair is at the
+#              mercy of the host: 0.90x to 1.04x in single pairs); 0 skips xz
 #   --compressed-only  only the compressed packs of issue 3 (section h)
 #   --codecs LIST      which of them (default "zst gz xz")
 #   --no-compressed    only the pack.tar measurements of issue 2 (sections a-g)
@@ -25,7 +26,7 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-quick=0 rebuild=0 profile=0 reps=3 xz_reps=1 issue2=1 compressed=1 codecs="zst gz xz"
+quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 codecs="zst gz xz"
 while [ $# -gt 0 ]; do
         case $1 in
         --quick) quick=1 ;;

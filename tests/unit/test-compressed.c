@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "packfs/config.h"
 #include "packfs/log.h"
 #include "fixture-tree.h"
+#include "cache-index.h"
 #include "run-suite.h"
 
 static char tmp[PATH_MAX];
@@ -306,25 +306,12 @@ static void release(pf_cache *c, uint8_t id, pf_cache_object *o) {
         pf_cache_object_done(o);
 }
 
-/* Runs SQL on the cache index through a connection of its own; returns the
- * first column of the first row as an integer (0 without rows). */
+/* SQL on this test's cache index (cache-index.h). */
 static int64_t index_sql(const char *sql) {
-        char index[PATH_MAX + 32];
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-        int64_t v = 0;
-        int r;
+        char dir[PATH_MAX + 8];
 
-        snprintf(index, sizeof(index), "%s/cache/index.sqlite", tmp);
-        ck_assert_int_eq(sqlite3_open(index, &db), SQLITE_OK);
-        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        r = sqlite3_step(st);
-        ck_assert(r == SQLITE_ROW || r == SQLITE_DONE);
-        if (r == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
+        snprintf(dir, sizeof(dir), "%s/cache", tmp);
+        return cache_index_sql(dir, sql);
 }
 
 START_TEST(test_cache_objects) {

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include "packfs/cache.h"
@@ -21,6 +20,7 @@
 #include "packfs/walkcache.h"
 #include "fixture-tree.h"
 #include "tar-header.h"
+#include "cache-index.h"
 #include "run-suite.h"
 
 static char tmp[PATH_MAX];
@@ -622,10 +622,11 @@ static void free_store(void) {
         item_hello = item_lib = item_link = NULL;
 }
 
-/* Plans pack.tar for the closure of ROOT under CONFIG, sparse if WANT is not
- * NULL; returns the plan's result. */
-static int plan_tar_sparse(const char *root, const char *config, bool (*want)(void *, const uint8_t *),
-                           void *userdata, pf_plan **ret) {
+/* Plans FORMAT for the closure of ROOT under CONFIG, with the test's cache;
+ * sparse (FORMAT must be pack.tar) if WANT is not NULL. Returns the plan's
+ * result. */
+static int plan_view(const pf_format *format, const char *root, const char *config,
+                     bool (*want)(void *, const uint8_t *), void *userdata, pf_plan **ret) {
         pf_store *s = NULL;
         pf_closure *c = NULL;
         pf_config *cfg = NULL;
@@ -638,14 +639,18 @@ static int plan_tar_sparse(const char *root, const char *config, bool (*want)(vo
         ck_assert_int_eq(pf_config_options_for(cfg, "demo", &o), 0);
         pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o,
                          .cache = plan_cache };
-        ck_assert_ptr_eq(pf_format_find("pack.tar"), &pf_format_tar);
-        r = want ? pf_format_tar.plan_sparse(&pf_format_tar, &view, want, userdata, ret)
-                 : pf_format_tar.plan(&pf_format_tar, &view, ret);
+        r = want ? format->plan_sparse(format, &view, want, userdata, ret) : format->plan(format, &view, ret);
         pf_options_done(&o);
         pf_config_free(cfg);
         pf_closure_unref(c);
         pf_store_free(s);
         return r;
+}
+
+static int plan_tar_sparse(const char *root, const char *config, bool (*want)(void *, const uint8_t *),
+                           void *userdata, pf_plan **ret) {
+        ck_assert_ptr_eq(pf_format_find("pack.tar"), &pf_format_tar);
+        return plan_view(&pf_format_tar, root, config, want, userdata, ret);
 }
 
 static int plan_tar(const char *root, const char *config, pf_plan **ret) {
@@ -654,24 +659,7 @@ static int plan_tar(const char *root, const char *config, pf_plan **ret) {
 
 /* Plans FORMAT over the closure of ROOT (no options), with the test's cache. */
 static int plan_format(const pf_format *format, const char *root, pf_plan **ret) {
-        pf_store *s = NULL;
-        pf_closure *c = NULL;
-        pf_config *cfg = NULL;
-        pf_options o = {};
-        int r;
-
-        ck_assert_int_eq(pf_store_open(store, db_path, &s), 0);
-        ck_assert_int_eq(pf_store_closure(s, root, &c), 0);
-        ck_assert_int_eq(pf_config_parse_string("", "test", &cfg), 0);
-        ck_assert_int_eq(pf_config_options_for(cfg, "demo", &o), 0);
-        pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o,
-                         .cache = plan_cache };
-        r = format->plan(format, &view, ret);
-        pf_options_done(&o);
-        pf_config_free(cfg);
-        pf_closure_unref(c);
-        pf_store_free(s);
-        return r;
+        return plan_view(format, root, "", NULL, NULL, ret);
 }
 
 /* Reads the whole plan in uneven chunks into a malloc'd buffer. */
@@ -970,17 +958,6 @@ START_TEST(test_tar_plan_sparse) {
 }
 END_TEST
 
-/* Sets SQL on the cache index in DIR through a connection of its own. */
-static void cache_index_exec(const char *dir, const char *sql) {
-        char index[PATH_MAX];
-        sqlite3 *db = NULL;
-
-        pathf(index, "%s/index.sqlite", dir);
-        ck_assert_int_eq(sqlite3_open(index, &db), SQLITE_OK);
-        ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_close(db);
-}
-
 /* Drops the member lists of the closure of hello from the cache. */
 static void drop_member_lists(pf_cache *c) {
         pf_store *s = NULL;
@@ -1035,7 +1012,7 @@ START_TEST(test_tar_plan_sparse_lengths) {
         ck_assert_int_lt(plan_tar(item_hello, config, &again), 0);
 
         /* Damaged lengths are not used: without the items, no plan. */
-        cache_index_exec(cache_dir, "UPDATE records SET data = zeroblob(40) WHERE size = 40");
+        cache_index_sql(cache_dir, "UPDATE records SET data = zeroblob(40) WHERE size = 40");
         ck_assert_int_lt(plan_tar_sparse(item_hello, config, want_one, NULL, &again), 0);
         ck_assert_int_eq(rename(moved, item_hello), 0);
         /* With them, the lengths are summed and recorded again. */

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <check.h>
-#include <sqlite3.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "packfs/walk.h"
 #include "packfs/walkcache.h"
 #include "fixture-tree.h"
+#include "cache-index.h"
 #include "run-suite.h"
 
 static char tmp[PATH_MAX];
@@ -425,22 +425,12 @@ START_TEST(test_records_evicted) {
         ck_assert_uint_eq(u.records, 2);
         ck_assert_uint_eq(u.bytes, 2 * sizeof(payload) + 1);
         /* A record not used for an hour gets its last use updated when read. */
-        char index[PATH_MAX];
-        sqlite3 *db;
-        pathf(index, "%s/cache/index.sqlite", tmp);
-        ck_assert_int_eq(sqlite3_open(index, &db), SQLITE_OK);
-        ck_assert_int_eq(sqlite3_exec(db, "UPDATE records SET last_use = 0", NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_close(db);
+        char dir[PATH_MAX];
+        pathf(dir, "%s/cache", tmp);
+        cache_index_sql(dir, "UPDATE records SET last_use = 0");
         ck_assert_int_eq(pf_cache_record_get(c, key[2], &data, &size), 0);
         free(data);
-        ck_assert_int_eq(sqlite3_open(index, &db), SQLITE_OK);
-        sqlite3_stmt *st;
-        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM records WHERE last_use > 0", -1, &st, NULL),
-                         SQLITE_OK);
-        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-        ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
+        ck_assert_int_eq(cache_index_sql(dir, "SELECT COUNT(*) FROM records WHERE last_use > 0"), 1);
 
         ck_assert_int_eq(pf_cache_record_drop(c, key[2]), 0);
         ck_assert_int_eq(pf_cache_record_get(c, key[2], &data, &size), -ENOENT);

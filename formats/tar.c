@@ -339,26 +339,21 @@ static int add_member_length(void *userdata, const pf_walk_entry *e) {
 #define TAR_LENGTH_RECORD "packfs pack.tar item length 1"
 #define LENGTH_RECORD_SIZE (8 + 32)
 
-static void length_record_key(const uint8_t identity[32], uint8_t key[32]) {
-        gcry_md_hd_t md;
+/* SHA-256 of A followed by B. */
+static void sha256_pair(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t digest[32]) {
+        gcry_buffer_t parts[] = { { .size = a_len, .len = a_len, .data = (void *) a },
+                                  { .size = b_len, .len = b_len, .data = (void *) b } };
 
-        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+        if (gcry_md_hash_buffers(GCRY_MD_SHA256, 0, digest, parts, 2) != 0)
                 abort();
-        gcry_md_write(md, TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD));
-        gcry_md_write(md, identity, 32);
-        memcpy(key, gcry_md_read(md, GCRY_MD_SHA256), 32);
-        gcry_md_close(md);
+}
+
+static void length_record_key(const uint8_t identity[32], uint8_t key[32]) {
+        sha256_pair(TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD), identity, 32, key);
 }
 
 static void length_record_check(const uint8_t key[32], const uint8_t length_le[8], uint8_t check[32]) {
-        gcry_md_hd_t md;
-
-        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
-                abort();
-        gcry_md_write(md, key, 32);
-        gcry_md_write(md, length_le, 8);
-        memcpy(check, gcry_md_read(md, GCRY_MD_SHA256), 32);
-        gcry_md_close(md);
+        sha256_pair(key, 32, length_le, 8, check);
 }
 
 /* 1 and *RET with the recorded length, 0 when there is none (or it was damaged). */

@@ -15,12 +15,14 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "packfs/cancel.h"
 #include "packfs/codec.h"
 #include "packfs/hugemem.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 
 #define IO_BUFFER_SIZE (1024 * 1024)
+#define XZ_CANCEL_POLL_MS 100
 
 /* Encoder contexts are kept per thread and reused for the next unit: a fresh
  * zstd or xz context per unit would allocate (and page-fault in) tens of MiB of
@@ -237,7 +239,10 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
                 .flags = 0,
                 .threads = 1,
                 .block_size = xz_unit_size(level),
-                .timeout = 0,
+                /* lzma_code() returns now and then while a block compresses
+                 * (seconds at -6), so a cancelled encoding stops at once. The
+                 * bytes do not depend on it. */
+                .timeout = XZ_CANCEL_POLL_MS,
                 .preset = (uint32_t) level,
                 .check = LZMA_CHECK_CRC64, /* xz's default */
         };
@@ -259,6 +264,10 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
         sp->next_out = out;
         sp->avail_out = IO_BUFFER_SIZE;
         for (;;) {
+                if (pf_cancel_requested()) {
+                        r = -ECANCELED;
+                        goto out;
+                }
                 if (sp->avail_in == 0 && left > 0) {
                         size_t n = (size_t) MIN(left, (uint64_t) IO_BUFFER_SIZE);
                         r = read(userdata, in, n);

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "packfs/background.h"
+#include "packfs/cancel.h"
 #include "packfs/compressed.h"
 #include "packfs/io.h"
 #include "packfs/log.h"
@@ -33,11 +35,15 @@
 
 /* --- Process-wide CPU slots: one unit encodes per core at a time, across all
  * packs being encoded, so concurrent encodings share the cores instead of
- * multiplying threads. */
+ * multiplying threads. Background units (made ahead of use) count apart: a
+ * foreground unit never waits for them (they run at idle priority, so they
+ * only get what the foreground leaves), and they start only when no
+ * foreground unit is waiting and a core is free of both. */
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t slots_free = PTHREAD_COND_INITIALIZER;
-static unsigned slots_total, slots_used; /* guarded by slots_lock */
+/* Guarded by slots_lock. */
+static unsigned slots_total, foreground_used, background_used, foreground_waiting;
 
 static void slots_init(void) {
         slots_total = pf_cpu_count();
@@ -48,18 +54,30 @@ unsigned pf_compressed_parallelism(void) {
         return slots_total;
 }
 
-static void slot_acquire(void) {
+static void slot_acquire(bool background) {
+        pthread_once(&slots_once, slots_init);
         pthread_mutex_lock(&slots_lock);
-        while (slots_used >= slots_total)
-                pthread_cond_wait(&slots_free, &slots_lock);
-        slots_used++;
+        if (background) {
+                while (foreground_waiting > 0 || foreground_used + background_used >= slots_total)
+                        pthread_cond_wait(&slots_free, &slots_lock);
+                background_used++;
+        } else {
+                foreground_waiting++;
+                while (foreground_used >= slots_total)
+                        pthread_cond_wait(&slots_free, &slots_lock);
+                foreground_waiting--;
+                foreground_used++;
+        }
         pthread_mutex_unlock(&slots_lock);
 }
 
-static void slot_release(void) {
+static void slot_release(bool background) {
         pthread_mutex_lock(&slots_lock);
-        slots_used--;
-        pthread_cond_signal(&slots_free);
+        if (background)
+                background_used--;
+        else
+                foreground_used--;
+        pthread_cond_broadcast(&slots_free);
         pthread_mutex_unlock(&slots_lock);
 }
 
@@ -212,6 +230,7 @@ typedef struct encoding {
         uint8_t (*keys)[32];    /* the units' keys, in the form the cache takes */
         pf_cache_object *objs;  /* per unit, once READY */
         pf_cache_job *job;
+        const bool *background; /* the view's: NULL, or whether nobody waits yet */
         pthread_t *threads;
         unsigned n_threads;
 
@@ -223,6 +242,7 @@ typedef struct encoding {
         int error;
 
         uint64_t done_bytes;    /* atomic: input bytes encoded so far */
+        uint64_t out_bytes;     /* atomic: output bytes written so far */
 } encoding;
 
 typedef struct unit_io {
@@ -235,6 +255,10 @@ static int unit_read(void *userdata, void *buf, size_t len) {
         unit_io *io = userdata;
         ssize_t k;
 
+        /* Polled here, between the codec's input chunks: a cancelled encoding
+         * stops within one chunk, and its writer is aborted. */
+        if (pf_cancel_requested())
+                return -ECANCELED;
         for (size_t got = 0; got < len; got += (size_t) k) {
                 k = pf_plan_pread(io->enc->base, (uint8_t *) buf + got, len - got, io->pos + got);
                 if (k <= 0)
@@ -242,12 +266,15 @@ static int unit_read(void *userdata, void *buf, size_t len) {
         }
         io->pos += len;
         uint64_t done = __atomic_add_fetch(&io->enc->done_bytes, len, __ATOMIC_RELAXED);
-        pf_cache_job_progress(io->enc->job, done);
+        pf_cache_job_progress(io->enc->job, done, __atomic_load_n(&io->enc->out_bytes, __ATOMIC_RELAXED));
         return 0;
 }
 
 static int unit_write(void *userdata, const void *buf, size_t len) {
-        return pf_cache_writer_write(((unit_io *) userdata)->writer, buf, len);
+        unit_io *io = userdata;
+
+        __atomic_add_fetch(&io->enc->out_bytes, len, __ATOMIC_RELAXED);
+        return pf_cache_writer_write(io->writer, buf, len);
 }
 
 static int encode_unit(encoding *e, size_t i, pf_cache_object *ret) {
@@ -271,6 +298,7 @@ static void *encode_worker(void *userdata) {
 
         for (;;) {
                 pf_cache_object obj;
+                bool background;
                 size_t i;
                 int r;
 
@@ -285,9 +313,12 @@ static void *encode_worker(void *userdata) {
                 e->state[i] = UNIT_BUSY;
                 pthread_mutex_unlock(&e->lock);
 
-                slot_acquire();
+                /* A reader may have come to wait since the last unit. */
+                background = e->background && __atomic_load_n(e->background, __ATOMIC_ACQUIRE);
+                pf_background_set(background);
+                slot_acquire(background);
                 r = encode_unit(e, i, &obj);
-                slot_release();
+                slot_release(background);
 
                 pthread_mutex_lock(&e->lock);
                 if (r < 0) {
@@ -321,10 +352,11 @@ static void encoding_done(encoding *e) {
 
 /* Cuts BASE into units and looks them up in the cache; E is then ready for
  * encoding_start(). */
-static int encoding_init(encoding *e, const pf_plan *base, const pf_codec *codec, int level, pf_cache *cache) {
+static int encoding_init(encoding *e, const pf_plan *base, const pf_codec *codec, int level, pf_cache *cache,
+                         const bool *background) {
         int r;
 
-        *e = (encoding) { .base = base, .codec = codec, .level = level, .cache = cache };
+        *e = (encoding) { .base = base, .codec = codec, .level = level, .cache = cache, .background = background };
         pthread_mutex_init(&e->lock, NULL);
         pthread_cond_init(&e->changed, NULL);
         r = pf_compressed_units(base, codec, level, &e->units, &e->n_units);
@@ -642,7 +674,7 @@ static int sparse_base(pack_encoding *pe, const pf_format *self, const pf_view *
         if (r < 0)
                 return r;
         pe->planned = seconds_since(&pe->start);
-        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache);
+        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache, view->background);
         if (r < 0)
                 return r;
         encoding_missing_bytes(&pe->e, &missing);
@@ -679,7 +711,8 @@ static int pack_encoding_begin(pack_encoding *pe, const pf_format *self, const p
                 r = base_plan(self, view, &pe->base);
                 if (r >= 0) {
                         pe->planned = seconds_since(&pe->start);
-                        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache);
+                        r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache,
+                                          view->background);
                 }
         }
         if (r < 0)
@@ -705,6 +738,22 @@ static void pack_encoding_done(pack_encoding *pe) {
         if (pe->base)
                 encoding_done(&pe->e);
         pf_plan_unref(pe->base);
+}
+
+int pf_compressed_cached(const pf_format *self, const pf_view *view) {
+        _cleanup_free_ uint8_t (*keys)[32] = NULL;
+        uint8_t key[32];
+        size_t n;
+        int r;
+
+        if (!view->cache)
+                return 0;
+        manifest_key(self, view, codec_level(self, view), key);
+        r = pf_cache_manifest_get(view->cache, key, &keys, &n);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        r = pf_cache_contains(view->cache, (const uint8_t (*)[32]) keys, n);
+        return r < 0 ? r : (size_t) r == n;
 }
 
 int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gcrypt.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "mount.h"
+#include "packfs/cancel.h"
 #include "packfs/io.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -29,6 +31,7 @@ typedef struct cli {
         const char *cache_size;
         const char *output;
         const char *fuse_opts;
+        const char *list;       /* mount: "ready" or "all" */
         bool foreground;
         bool debug;
 } cli;
@@ -40,6 +43,7 @@ enum {
         OPT_CACHE,
         OPT_CACHE_SIZE,
         OPT_CONFIG,
+        OPT_LIST,
         OPT_HELP,
         OPT_VERSION,
 };
@@ -51,6 +55,7 @@ static const struct option long_options[] = {
         { "cache", required_argument, NULL, OPT_CACHE },
         { "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
         { "config", required_argument, NULL, OPT_CONFIG },
+        { "list", required_argument, NULL, OPT_LIST },
         { "output", required_argument, NULL, 'o' },
         { "foreground", no_argument, NULL, 'f' },
         { "debug", no_argument, NULL, 'd' },
@@ -62,8 +67,9 @@ static const struct option long_options[] = {
 static void usage(FILE *out) {
         fputs("Usage:\n"
               "  packfs mount [--store DIR] [--db FILE] [--profiles DIR] [--cache DIR] [--cache-size SIZE]\n"
-              "               [--config FILE] [-f] [-o FUSE_OPTION,...] MOUNTPOINT\n"
+              "               [--config FILE] [--list ready|all] [-f] [-o FUSE_OPTION,...] MOUNTPOINT\n"
               "  packfs build [store/config options] VIEW/FILE [-o OUTPUT|-]\n"
+              "  packfs warm  [store/config options] VIEW[/FILE]...\n"
               "  packfs store init    --store DIR --db FILE\n"
               "  packfs store add     --store DIR --db FILE PATH...\n"
               "  packfs store profile --store DIR --db FILE --profiles DIR NAME ITEM...\n"
@@ -132,6 +138,9 @@ static int parse_options(int argc, char **argv, cli *c, char ***ret_args, int *r
                         break;
                 case OPT_CONFIG:
                         c->config_path = optarg;
+                        break;
+                case OPT_LIST:
+                        c->list = optarg;
                         break;
                 case 'o':
                         c->output = optarg;
@@ -205,6 +214,16 @@ static int open_cache(const cli *c, const char *owner, pf_cache **ret) {
         return r; /* pf_cache_open() said what failed */
 }
 
+static int check_prepare_name(void *userdata, const char *name) {
+        const pf_format *format = pf_format_find(name);
+
+        if (!format) {
+                log_error("%s: prepare: '%s' is no file of a view", (const char *) userdata, name);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int open_packs(cli *c, bool need_profiles, const char *owner, pf_packs **ret) {
         static char *store_abs, *profiles_abs;
         pf_store *store = NULL;
@@ -223,7 +242,10 @@ static int open_packs(cli *c, bool need_profiles, const char *owner, pf_packs **
         if (r < 0)
                 return r;
         r = pf_config_load(c->config_path, &config);
+        if (r >= 0)
+                r = pf_config_foreach_prepare(config, check_prepare_name, (void *) c->config_path);
         if (r < 0) {
+                pf_config_free(config);
                 pf_store_free(store);
                 return r;
         }
@@ -253,6 +275,10 @@ static int cmd_mount(cli *c, char **args, int n) {
                 log_error("mount: expected one MOUNTPOINT");
                 return -EINVAL;
         }
+        if (c->list && strcmp(c->list, "ready") != 0 && strcmp(c->list, "all") != 0) {
+                log_error("--list %s: expected 'ready' or 'all'", c->list);
+                return -EINVAL;
+        }
         if (stat(args[0], &st) < 0 || !S_ISDIR(st.st_mode)) {
                 log_error("mountpoint %s: %s", args[0], errno ? strerror(errno) : "not a directory");
                 return -ENOTDIR;
@@ -264,7 +290,8 @@ static int cmd_mount(cli *c, char **args, int n) {
         r = open_packs(c, true, mountpoint, &packs);
         if (r < 0)
                 return r;
-        r = pf_mount_run(packs, mountpoint, c->fuse_opts, c->foreground, c->debug);
+        r = pf_mount_run(packs, mountpoint, c->fuse_opts, c->foreground, c->debug,
+                         c->list && !strcmp(c->list, "all"));
         pf_packs_free(packs);
         return r;
 }
@@ -297,7 +324,10 @@ static int cmd_build(cli *c, char **args, int n) {
         buf = malloc(1 << 20);
         if (!view || !buf)
                 return -ENOMEM;
-        r = open_packs(c, false, "build", &packs);
+        /* Ctrl-C stops an encoding at once and leaves no partial object. */
+        r = pf_cancel_on_signals();
+        if (r >= 0)
+                r = open_packs(c, false, "build", &packs);
         if (r < 0)
                 return r;
         r = pf_packs_resolve_view(packs, view, &item);
@@ -320,10 +350,14 @@ static int cmd_build(cli *c, char **args, int n) {
                         log_error_errno(r, "build: %s", args[0]);
                 goto out;
         }
-        r = pf_packs_plan(packs, view, item, format, &plan);
+        r = pf_packs_plan(packs, view, item, format, NULL, &plan);
         if (r < 0)
                 goto out;
         for (uint64_t off = 0; off < pf_plan_size(plan);) {
+                if (pf_cancel_requested()) {
+                        r = -ECANCELED;
+                        goto out;
+                }
                 ssize_t k = pf_plan_pread(plan, buf, 1 << 20, off);
                 if (k <= 0) {
                         r = k < 0 ? (int) k : -EIO;
@@ -444,24 +478,187 @@ static void print_size(FILE *out, uint64_t bytes) {
                 fprintf(out, "%.1f KiB", (double) bytes / 1024);
 }
 
+
+/* --- packfs warm */
+
+typedef struct warm_job {
+        pf_packs *packs;
+        const char *view, *item;
+        const pf_format *format;
+        uint64_t size;          /* the pack's, once planned */
+        int result;
+} warm_job;
+
+static void *warm_thread(void *userdata) {
+        warm_job *w = userdata;
+        pf_plan *plan = NULL;
+
+        w->result = pf_packs_plan(w->packs, w->view, w->item, w->format, NULL, &plan);
+        if (w->result >= 0)
+                w->size = pf_plan_size(plan);
+        pf_plan_unref(plan);
+        return NULL;
+}
+
+typedef struct warm_progress {
+        uint64_t done, total, output;
+} warm_progress;
+
+static void add_own_job(void *userdata, const pf_cache_job_info *job) {
+        warm_progress *p = userdata;
+
+        if (job->pid != (long) getpid() || job->queued)
+                return;
+        p->done += job->done;
+        p->total += job->total;
+        p->output += job->output;
+}
+
+static double seconds_since(const struct timespec *start) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double) (now.tv_sec - start->tv_sec) + (double) (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* One line, rewritten in place: bytes in, bytes out, rate, time left. */
+static void warm_show(const char *name, pf_cache *cache, const struct timespec *start) {
+        warm_progress p = {};
+        double elapsed = seconds_since(start), rate;
+
+        if (pf_cache_list_jobs(cache, add_own_job, &p) < 0 || p.total == 0)
+                return;
+        rate = elapsed > 0 ? (double) p.done / elapsed : 0;
+        fprintf(stderr, "\r\033[K%s: ", name);
+        print_size(stderr, p.done);
+        fprintf(stderr, " of ");
+        print_size(stderr, p.total);
+        fprintf(stderr, " in, ");
+        print_size(stderr, p.output);
+        fprintf(stderr, " out, ");
+        print_size(stderr, (uint64_t) rate);
+        if (rate > 0 && p.done < p.total)
+                fprintf(stderr, "/s, %.0f s left", (double) (p.total - p.done) / rate);
+        else
+                fprintf(stderr, "/s");
+        fflush(stderr);
+}
+
+/* Encodes FORMAT of VIEW into the cache, showing progress on a terminal. */
+static int warm_file(pf_packs *packs, const char *view, const char *item, const pf_format *format, bool tty) {
+        warm_job w = { .packs = packs, .view = view, .item = item, .format = format };
+        _cleanup_free_ char *name = NULL;
+        struct timespec start;
+        pthread_t thread;
+        int r;
+
+        if (asprintf(&name, "%s/%s", view, format->file_name) < 0)
+                return -ENOMEM;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        r = -pthread_create(&thread, NULL, warm_thread, &w);
+        if (r < 0)
+                return log_error_errno(r, "warm: cannot start a thread");
+        while (pthread_tryjoin_np(thread, NULL) == EBUSY) {
+                struct timespec tick = { .tv_nsec = 250 * 1000 * 1000 };
+                nanosleep(&tick, NULL);
+                if (tty && pf_packs_cache(packs))
+                        warm_show(name, pf_packs_cache(packs), &start);
+        }
+        if (tty)
+                fprintf(stderr, "\r\033[K");
+        if (w.result < 0) {
+                if (w.result != -ECANCELED)
+                        log_error_errno(w.result, "warm: %s", name);
+                return w.result;
+        }
+        if (tty) {
+                fprintf(stderr, "%s: ready, ", name);
+                print_size(stderr, w.size);
+                fprintf(stderr, " (%.1f s)\n", seconds_since(&start));
+        }
+        return 0;
+}
+
+/* VIEW[/FILE]: FILE if the last component names a format, else all of VIEW. */
+static int warm_arg(pf_packs *packs, const char *arg, bool tty) {
+        _cleanup_free_ char *view = strdup(arg), *item = NULL;
+        const pf_format *format = NULL;
+        char *slash;
+        int r;
+
+        if (!view)
+                return -ENOMEM;
+        for (size_t n = strlen(view); n > 1 && view[n - 1] == '/'; n--)
+                view[n - 1] = 0;
+        slash = strrchr(view, '/');
+        if (slash && (format = pf_format_find(slash + 1)))
+                *slash = 0;
+        r = pf_packs_resolve_view(packs, view, &item);
+        if (r < 0)
+                return log_error_errno(r, "warm: view %s", view);
+        if (format)
+                return warm_file(packs, view, item, format, tty);
+
+        size_t n_formats;
+        const pf_format *const *formats = pf_formats(&n_formats);
+        for (size_t i = 0; i < n_formats; i++) {
+                /* What a mount would encode: the files a listing waits for. */
+                if (!formats[i]->cached)
+                        continue;
+                r = warm_file(packs, view, item, formats[i], tty);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int cmd_warm(cli *c, char **args, int n) {
+        pf_packs *packs = NULL;
+        bool tty = isatty(STDERR_FILENO);
+        int r;
+
+        if (n < 1) {
+                log_error("warm: expected VIEW[/FILE]...");
+                return -EINVAL;
+        }
+        r = pf_cancel_on_signals();
+        if (r >= 0)
+                r = open_packs(c, false, "warm", &packs);
+        if (r < 0)
+                return r;
+        if (!pf_packs_cache(packs)) {
+                log_error("warm: no usable cache to fill (see --cache)");
+                pf_packs_free(packs);
+                return -ENOENT;
+        }
+        for (int i = 0; i < n && r >= 0; i++)
+                r = warm_arg(packs, args[i], tty);
+        pf_packs_free(packs);
+        return r;
+}
+
 typedef struct status_filter {
         const char *mountpoint; /* NULL: every owner */
         unsigned shown;
 } status_filter;
 
-static void print_job(void *userdata, long pid, const char *owner, const char *name, uint64_t done, uint64_t total,
-                      int64_t started) {
+static void print_job(void *userdata, const pf_cache_job_info *job) {
         status_filter *f = userdata;
 
-        if (f->mountpoint && strcmp(owner, f->mountpoint) != 0)
+        if (f->mountpoint && strcmp(job->owner, f->mountpoint) != 0)
                 return;
-        printf("  encoding %s for %s (pid %ld): %.0f%%, ", name, owner, pid,
-               total ? 100.0 * (double) done / (double) total : 100.0);
-        print_size(stdout, done);
-        printf(" of ");
-        print_size(stdout, total);
-        printf(", for %lld s\n", (long long) (time(NULL) - started));
         f->shown++;
+        if (job->queued) {
+                printf("  queued   %s for %s (pid %ld)\n", job->name, job->owner, job->pid);
+                return;
+        }
+        printf("  encoding %s for %s (pid %ld): %.0f%%, ", job->name, job->owner, job->pid,
+               job->total ? 100.0 * (double) job->done / (double) job->total : 100.0);
+        print_size(stdout, job->done);
+        printf(" of ");
+        print_size(stdout, job->total);
+        printf(" in, ");
+        print_size(stdout, job->output);
+        printf(" out, for %lld s\n", (long long) (time(NULL) - job->started));
 }
 
 /* Lists packfs mounts (all, or the one at MOUNTPOINT), the cache's use and the
@@ -516,7 +713,7 @@ static int cmd_status(const cli *c, char **args, int n) {
                 r = pf_cache_list_jobs(cache, print_job, &filter);
         }
         if (r >= 0 && filter.shown == 0)
-                printf("  no encodings under way\n");
+                printf("  no encodings under way or queued\n");
         pf_cache_free(cache);
         return r < 0 ? log_error_errno(r, "cache %s", dir) : 0;
 }
@@ -568,11 +765,17 @@ int main(int argc, char **argv) {
                 r = cmd_build(&c, args, n);
         else if (!strcmp(cmd, "store"))
                 r = cmd_store(&c, args, n);
+        else if (!strcmp(cmd, "warm"))
+                r = cmd_warm(&c, args, n);
         else if (!strcmp(cmd, "status"))
                 r = cmd_status(&c, args, n);
         else {
                 log_error("unknown command '%s'; see packfs --help", cmd);
                 return 2;
+        }
+        if (r == -ECANCELED && pf_cancel_signal()) {
+                log_error("%s: interrupted; nothing partial was kept", cmd);
+                return 128 + pf_cancel_signal();
         }
         return r < 0 ? 1 : 0;
 }

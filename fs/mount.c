@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "mount.h"
+#include "prepare.h"
 #include "packfs/hugemem.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -63,6 +64,7 @@ typedef struct fs {
         gid_t gid;
         int ready_fd;           /* daemon: tells the waiting parent INIT went through; -1 after */
         unsigned max_read;      /* -o max_read=N, which op_init must repeat to libfuse */
+        bool list_all;          /* --list all: views list files not encoded yet too */
         /* Guards the inode table (buckets, nodes, n_nodes). Nodes are never freed
          * before unmount, so a node pointer stays valid after the lock is dropped. */
         pthread_mutex_t lock;
@@ -159,15 +161,50 @@ static int view_of_file(const node *n, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static int file_plan(fs *f, const node *n, pf_plan **ret) {
-        _cleanup_free_ char *view = NULL;
-        int r = view_of_file(n, &view);
-        if (r < 0)
-                return r;
-        return pf_packs_plan(f->packs, view, n->item, n->format, ret);
+/* A request's wait for a plan, ended by the kernel's INTERRUPT. */
+typedef struct request_wait {
+        pf_packs *packs;
+        pf_packs_waiter waiter;
+} request_wait;
+
+/* Runs in the thread that read the INTERRUPT (or in fuse_req_interrupt_func()
+ * itself if it came first), under libfuse's lock of the request. */
+static void on_interrupt(fuse_req_t req, void *userdata) {
+        request_wait *w = userdata;
+        pf_packs_interrupt(w->packs, &w->waiter);
 }
 
-static int node_attr(fs *f, const node *n, struct stat *st) {
+/* The plan of N's pack, for REQ. A wait for an encoding returns -EINTR as soon
+ * as the kernel interrupts REQ (its caller got a signal: Ctrl-C); the encoding
+ * goes on for the next reader. */
+static int file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret) {
+        _cleanup_free_ char *view = NULL;
+        request_wait w = { .packs = f->packs };
+        int r = view_of_file(n, &view);
+
+        if (r < 0)
+                return r;
+        fuse_req_interrupt_func(req, on_interrupt, &w);
+        r = pf_packs_plan(f->packs, view, n->item, n->format, &w.waiter, ret);
+        /* After this, libfuse calls on_interrupt no more (it holds the
+         * request's lock around both): W may go. */
+        fuse_req_interrupt_func(req, NULL, NULL);
+        return r;
+}
+
+/* The errno a failed lookup, getattr or open replies with. */
+static int reply_errno(int r) {
+        switch (r) {
+        case -ENOENT:
+        case -ENOMEM:
+        case -EINTR:
+                return -r;
+        default:
+                return EIO;
+        }
+}
+
+static int node_attr(fuse_req_t req, fs *f, const node *n, struct stat *st) {
         pf_plan *plan = NULL;
         int r;
 
@@ -176,7 +213,7 @@ static int node_attr(fs *f, const node *n, struct stat *st) {
                 return 0;
         }
         /* The size comes from the plan alone: metadata, never file contents. */
-        r = file_plan(f, n, &plan);
+        r = file_plan(req, f, n, &plan);
         if (r < 0)
                 return r;
         fill_dir_attr(f, n->ino, st);
@@ -278,9 +315,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
         }
         r = lookup_child(f, p, name, &n);
         if (r >= 0)
-                r = node_attr(f, n, &e.attr);
+                r = node_attr(req, f, n, &e.attr);
         if (r < 0) {
-                fuse_reply_err(req, r == -ENOENT ? ENOENT : r == -ENOMEM ? ENOMEM : EIO);
+                fuse_reply_err(req, reply_errno(r));
                 return;
         }
         e.ino = n->ino;
@@ -306,9 +343,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 fuse_reply_attr(req, &st, ATTR_TIMEOUT);
                 return;
         }
-        r = node_attr(f, n, &st);
+        r = node_attr(req, f, n, &st);
         if (r < 0)
-                fuse_reply_err(req, r == -ENOENT ? ENOENT : r == -ENOMEM ? ENOMEM : EIO);
+                fuse_reply_err(req, reply_errno(r));
         else
                 fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
@@ -392,8 +429,18 @@ static int list_dir(fuse_req_t req, fs *f, const node *n, dir_buf *b) {
         case NODE_VIEW: {
                 size_t n_formats;
                 const pf_format *const *formats = pf_formats(&n_formats);
-                for (size_t i = 0; i < n_formats && r >= 0; i++)
+                _cleanup_free_ char *item = NULL;
+                /* A listing starts no encoding (SPEC guarantee 2): with --list
+                 * ready, a file whose size needs one is listed once it is in
+                 * the cache. A view that does not resolve lists what needs no
+                 * item. */
+                bool resolved = f->list_all || pf_packs_resolve_view(f->packs, n->path, &item) >= 0;
+                for (size_t i = 0; i < n_formats && r >= 0; i++) {
+                        if (!f->list_all && formats[i]->cached &&
+                            (!resolved || pf_packs_ready(f->packs, n->path, item, formats[i]) <= 0))
+                                continue;
                         r = dir_add(req, b, formats[i]->file_name, S_IFREG);
+                }
                 return r;
         }
         default:
@@ -465,9 +512,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 fuse_reply_err(req, EROFS);
                 return;
         }
-        r = file_plan(f, n, &plan);
+        r = file_plan(req, f, n, &plan);
         if (r < 0) {
-                fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
+                fuse_reply_err(req, reply_errno(r) == ENOENT ? EIO : reply_errno(r));
                 return;
         }
         fi->fh = (uintptr_t) plan;
@@ -662,12 +709,14 @@ static void daemon_ready(fs *f) {
         f->ready_fd = -1;
 }
 
-int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts, bool foreground, bool debug) {
+int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts, bool foreground, bool debug,
+                 bool list_all) {
         struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
         struct fuse_loop_config *loop = NULL;
         struct fuse_session *se = NULL;
+        pf_prepare *prepare = NULL;
         fs f = { .packs = packs, .uid = getuid(), .gid = getgid(), .mountpoint = mountpoint, .ready_fd = -1,
-                 .readahead_once = PTHREAD_ONCE_INIT };
+                 .readahead_once = PTHREAD_ONCE_INIT, .list_all = list_all };
         int r = -EIO;
 
         readahead_fs = &f;
@@ -726,6 +775,9 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         }
         if (foreground)
                 log_info("serving %s", mountpoint);
+        /* After daemonize(): threads do not survive fork(). Preparing is an
+         * extra: the mount serves without it. */
+        (void) pf_prepare_start(packs, &prepare);
 
         loop = fuse_loop_cfg_create();
         if (!loop)
@@ -739,6 +791,7 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         fuse_loop_cfg_destroy(loop);
         log_info("unmounted %s", mountpoint);
 out_unmount:
+        pf_prepare_stop(prepare);
         fuse_session_unmount(se);
 out_signals:
         fuse_remove_signal_handlers(se);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "packfs/background.h"
+#include "packfs/cancel.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/profiles.h"
@@ -16,11 +18,17 @@
 #define CLOSURE_CACHE_SIZE 32
 
 typedef struct plan_slot {
-        const pf_format *format;
+        const pf_format *format;        /* NULL: a free slot */
         uint8_t closure_id[32];
         uint8_t options_id[32];
-        pf_plan *plan;
-        bool busy;              /* being planned; waiters sleep on pf_packs.planned */
+        pf_plan *plan;                  /* once made */
+        bool busy;                      /* being planned; waiters sleep on pf_packs.planned */
+        /* Planned ahead of use and nobody waits for it yet: its encoders run
+         * at idle priority (pf_view.background). Written under the lock,
+         * read by encoders without it. */
+        bool background;
+        int error;                      /* the last attempt failed with this */
+        uint64_t attempt;               /* which attempt the slot holds (for its waiters) */
         uint64_t last_use;
 } plan_slot;
 
@@ -35,13 +43,15 @@ struct pf_packs {
         pf_cache *cache;
         char *profiles_root;
 
-        /* Guards the two caches and use_clock. Held only for lookups and inserts,
-         * never while planning or querying the database. */
+        /* Guards the two caches, use_clock, attempts, n_planners and every
+         * waiter's interrupted flag. Held only for lookups and inserts, never
+         * while planning or querying the database. */
         pthread_mutex_t lock;
-        pthread_cond_t planned;
+        pthread_cond_t planned;         /* a slot finished, a waiter was interrupted or a planner left */
         plan_slot plans[PLAN_CACHE_SIZE];
         closure_slot closures[CLOSURE_CACHE_SIZE];
-        uint64_t use_clock;
+        uint64_t use_clock, attempts;
+        unsigned n_planners;            /* planner threads running */
 };
 
 int pf_packs_new(pf_store *store, pf_config *config, pf_cache *cache, const char *profiles_root, pf_packs **ret) {
@@ -70,6 +80,16 @@ int pf_packs_new(pf_store *store, pf_config *config, pf_cache *cache, const char
 void pf_packs_free(pf_packs *p) {
         if (!p)
                 return;
+        /* Planner threads still encoding for readers long gone: stop them
+         * (their partial objects are discarded) and wait until they left. */
+        pthread_mutex_lock(&p->lock);
+        if (p->n_planners > 0) {
+                log_info("stopping %u encoding(s) under way", p->n_planners);
+                pf_cancel_request();
+        }
+        while (p->n_planners > 0)
+                pthread_cond_wait(&p->planned, &p->lock);
+        pthread_mutex_unlock(&p->lock);
         for (size_t i = 0; i < PLAN_CACHE_SIZE; i++)
                 pf_plan_unref(p->plans[i].plan);
         for (size_t i = 0; i < CLOSURE_CACHE_SIZE; i++)
@@ -93,6 +113,10 @@ pf_cache *pf_packs_cache(pf_packs *p) {
 
 const char *pf_packs_profiles_root(pf_packs *p) {
         return p->profiles_root;
+}
+
+const pf_config *pf_packs_config(pf_packs *p) {
+        return p->config;
 }
 
 int pf_packs_resolve_view(pf_packs *p, const char *view, char **ret_item) {
@@ -165,55 +189,63 @@ static const char *options_name(const char *view) {
         return strncmp(view, PF_STORE_VIEW_DIR "/", strlen(PF_STORE_VIEW_DIR) + 1) == 0 ? "" : view;
 }
 
-static int plan_of(const pf_view *view, const pf_format *format, pf_plan **ret);
+int pf_packs_options(pf_packs *p, const char *view, pf_options *ret) {
+        return pf_config_options_for(p->config, options_name(view), ret);
+}
 
-/* The plan of FORMAT over V, from the plan cache or made once: concurrent
- * callers for the same plan wait for the first one's result. */
-static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, pf_plan **ret) {
-        plan_slot *slot = NULL;
+static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, pf_packs_waiter *waiter,
+                       bool background, pf_plan **ret);
+
+/* A plan another format needs (compressed variants: their base) is made in
+ * the thread that needs it: that thread is already the one a reader waits on. */
+static int plan_of(const pf_view *view, const pf_format *format, pf_plan **ret) {
+        return plan_cached(view->planner, view, format, NULL, false, ret);
+}
+
+/* The slot holding FORMAT over V (planned, being planned, or failed), or NULL. */
+static plan_slot *slot_find(pf_packs *p, const pf_view *v, const pf_format *format) {
+        for (size_t i = 0; i < PLAN_CACHE_SIZE; i++) {
+                plan_slot *s = &p->plans[i];
+                if (s->format == format && !memcmp(s->closure_id, v->closure->id, 32) &&
+                    !memcmp(s->options_id, v->options->id, 32))
+                        return s;
+        }
+        return NULL;
+}
+
+/* The least recently used slot nobody is planning into, or NULL if all are busy. */
+static plan_slot *slot_victim(pf_packs *p) {
+        plan_slot *victim = NULL;
+
+        for (size_t i = 0; i < PLAN_CACHE_SIZE; i++) {
+                plan_slot *s = &p->plans[i];
+                if (!s->busy && (!victim || s->last_use < victim->last_use))
+                        victim = s;
+        }
+        return victim;
+}
+
+static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_format *format, bool background) {
+        pf_plan_unref(slot->plan);
+        slot->plan = NULL;
+        slot->format = format;
+        memcpy(slot->closure_id, v->closure->id, 32);
+        memcpy(slot->options_id, v->options->id, 32);
+        slot->busy = true;
+        slot->background = background;
+        slot->error = 0;
+        slot->attempt = ++p->attempts;
+}
+
+/* Plans FORMAT over V into SLOT (NULL: uncached) and publishes the result. */
+static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, plan_slot *slot, pf_plan **ret) {
+        pf_view view = *v;
         pf_plan *plan = NULL;
         int r;
 
-        pthread_mutex_lock(&p->lock);
-        for (;;) {
-                plan_slot *victim = NULL;
-                bool waited = false;
-
-                for (size_t i = 0; i < PLAN_CACHE_SIZE; i++) {
-                        plan_slot *s = &p->plans[i];
-                        if (s->format == format && !memcmp(s->closure_id, v->closure->id, 32) &&
-                            !memcmp(s->options_id, v->options->id, 32)) {
-                                if (s->busy) {
-                                        pthread_cond_wait(&p->planned, &p->lock);
-                                        waited = true;
-                                        break;
-                                }
-                                s->last_use = ++p->use_clock;
-                                *ret = pf_plan_ref(s->plan);
-                                pthread_mutex_unlock(&p->lock);
-                                return 0;
-                        }
-                        if (!s->busy && (!victim || s->last_use < victim->last_use))
-                                victim = s;
-                }
-                if (waited)
-                        continue;
-                /* With every slot busy, plan without caching. */
-                if (victim) {
-                        slot = victim;
-                        pf_plan_unref(slot->plan);
-                        slot->plan = NULL;
-                        slot->format = format;
-                        memcpy(slot->closure_id, v->closure->id, 32);
-                        memcpy(slot->options_id, v->options->id, 32);
-                        slot->busy = true;
-                }
-                break;
-        }
-        pthread_mutex_unlock(&p->lock);
-
-        r = format->plan(format, v, &plan);
-        if (r < 0)
+        view.background = slot ? &slot->background : NULL;
+        r = format->plan(format, &view, &plan);
+        if (r < 0 && r != -ECANCELED)
                 log_error_errno(r, "%s/%s: cannot plan", v->name, format->file_name);
 
         pthread_mutex_lock(&p->lock);
@@ -223,7 +255,7 @@ static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, p
                         slot->plan = pf_plan_ref(plan);
                         slot->last_use = ++p->use_clock;
                 } else
-                        slot->format = NULL; /* waiters try again themselves */
+                        slot->error = r;
                 pthread_cond_broadcast(&p->planned);
         }
         pthread_mutex_unlock(&p->lock);
@@ -232,8 +264,134 @@ static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, p
         return r;
 }
 
-static int plan_of(const pf_view *view, const pf_format *format, pf_plan **ret) {
-        return plan_cached(view->planner, view, format, ret);
+/* A planner thread: makes one plan into its slot for whoever waits on it, and
+ * goes on when they stop waiting (interrupted), so the encoding lands in the
+ * cache for the next reader. It owns its planner. */
+typedef struct planner {
+        pf_packs *packs;
+        char *view, *item;
+        const pf_format *format;
+        plan_slot *slot;
+        bool published;         /* plan_into() ran and published the outcome */
+} planner;
+
+static int with_view(pf_packs *p, const char *view_name, const char *item,
+                     int (*fn)(pf_packs *p, const pf_view *v, void *userdata), void *userdata);
+
+static int planner_plan(pf_packs *p, const pf_view *v, void *userdata) {
+        planner *pl = userdata;
+        pf_plan *plan = NULL;
+        int r = plan_into(p, v, pl->format, pl->slot, &plan);
+
+        pl->published = true;
+        pf_plan_unref(plan); /* the slot holds its own reference */
+        return r;
+}
+
+static void *planner_main(void *userdata) {
+        planner *pl = userdata;
+        pf_packs *p = pl->packs;
+        int r = with_view(p, pl->view, pl->item, planner_plan, pl);
+
+        pthread_mutex_lock(&p->lock);
+        if (!pl->published) {
+                /* The view could not be set up (options, closure): the waiters get that. */
+                log_error_errno(r, "%s/%s: cannot plan", pl->view, pl->format->file_name);
+                pl->slot->busy = false;
+                pl->slot->error = r;
+        }
+        p->n_planners--;
+        pthread_cond_broadcast(&p->planned);
+        pthread_mutex_unlock(&p->lock);
+        free(pl->view);
+        free(pl->item);
+        free(pl);
+        return NULL;
+}
+
+/* Starts a planner thread for SLOT (claimed for FORMAT over V). Called with the
+ * lock held. */
+static int planner_start_locked(pf_packs *p, const pf_view *v, const pf_format *format, plan_slot *slot) {
+        planner *pl = calloc(1, sizeof(*pl));
+        pthread_attr_t attr;
+        pthread_t thread;
+        int r;
+
+        if (!pl)
+                return -ENOMEM;
+        *pl = (planner) { .packs = p, .view = strdup(v->name), .item = strdup(v->closure->root),
+                          .format = format, .slot = slot };
+        if (!pl->view || !pl->item) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = -pthread_create(&thread, &attr, planner_main, pl);
+        pthread_attr_destroy(&attr);
+        if (r < 0)
+                goto fail;
+        p->n_planners++;
+        return 0;
+fail:
+        free(pl->view);
+        free(pl->item);
+        free(pl);
+        return r;
+}
+
+/* The plan of FORMAT over V, from the plan cache or made once: concurrent
+ * callers for the same plan wait for the first one's result.
+ *
+ * With a WAITER, the plan is made by a planner thread and the caller only
+ * waits, so pf_packs_interrupt() can end its wait (-EINTR) while the planning
+ * goes on. Without one, the caller plans itself. BACKGROUND: made ahead of
+ * use (idle priority until a caller without BACKGROUND comes to wait). */
+static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, pf_packs_waiter *waiter,
+                       bool background, pf_plan **ret) {
+        uint64_t waited_for = 0;        /* the attempt this caller waited on */
+        plan_slot *slot;
+
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                slot = slot_find(p, v, format);
+                if (slot && slot->busy) {
+                        if (!background)
+                                __atomic_store_n(&slot->background, false, __ATOMIC_RELEASE);
+                        if (waiter && waiter->interrupted) {
+                                pthread_mutex_unlock(&p->lock);
+                                return -EINTR;
+                        }
+                        waited_for = slot->attempt;
+                        pthread_cond_wait(&p->planned, &p->lock);
+                        continue;
+                }
+                if (slot && slot->plan) {
+                        slot->last_use = ++p->use_clock;
+                        *ret = pf_plan_ref(slot->plan);
+                        pthread_mutex_unlock(&p->lock);
+                        return 0;
+                }
+                if (slot && waited_for == slot->attempt) {
+                        /* The attempt this caller waited on failed. */
+                        int r = slot->error;
+                        pthread_mutex_unlock(&p->lock);
+                        return r;
+                }
+                /* Not planned, or an earlier caller's attempt failed: plan anew. */
+                if (!slot)
+                        slot = slot_victim(p);
+                if (!slot)
+                        break; /* every slot busy: plan without caching */
+                slot_claim(p, slot, v, format, background);
+                if (waiter && planner_start_locked(p, v, format, slot) >= 0) {
+                        waited_for = slot->attempt;
+                        continue;
+                }
+                break;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return plan_into(p, v, format, slot, ret);
 }
 
 /* Sets up the view of VIEW_NAME whose item is ITEM and calls FN on it. */
@@ -267,16 +425,58 @@ static int with_view(pf_packs *p, const char *view_name, const char *item,
 
 typedef struct plan_request {
         const pf_format *format;
+        pf_packs_waiter *waiter;
+        bool background;
         pf_plan **ret;
 } plan_request;
 
 static int plan_in_view(pf_packs *p, const pf_view *v, void *userdata) {
         plan_request *req = userdata;
-        return plan_cached(p, v, req->format, req->ret);
+        return plan_cached(p, v, req->format, req->waiter, req->background, req->ret);
 }
 
-int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format, pf_plan **ret) {
-        return with_view(p, view, item, plan_in_view, &(plan_request) { .format = format, .ret = ret });
+int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format,
+                  pf_packs_waiter *waiter, pf_plan **ret) {
+        plan_request req = { .format = format, .waiter = waiter, .ret = ret };
+        return with_view(p, view, item, plan_in_view, &req);
+}
+
+void pf_packs_interrupt(pf_packs *p, pf_packs_waiter *waiter) {
+        pthread_mutex_lock(&p->lock);
+        waiter->interrupted = true;
+        pthread_cond_broadcast(&p->planned);
+        pthread_mutex_unlock(&p->lock);
+}
+
+int pf_packs_plan_ahead(pf_packs *p, const char *view, const char *item, const pf_format *format) {
+        pf_plan *plan = NULL;
+        plan_request req = { .format = format, .background = true, .ret = &plan };
+        int r;
+
+        pf_background_set(true);
+        r = with_view(p, view, item, plan_in_view, &req);
+        pf_plan_unref(plan);
+        return r;
+}
+
+static int ready_in_view(pf_packs *p, const pf_view *v, void *userdata) {
+        const pf_format *format = userdata;
+        plan_slot *slot;
+        bool planned;
+
+        if (!format->cached)
+                return 1;
+        pthread_mutex_lock(&p->lock);
+        slot = slot_find(p, v, format);
+        planned = slot && !slot->busy && slot->plan;
+        pthread_mutex_unlock(&p->lock);
+        return planned ? 1 : format->cached(format, v);
+}
+
+int pf_packs_ready(pf_packs *p, const char *view, const char *item, const pf_format *format) {
+        if (!format->cached)
+                return 1; /* no need for the view */
+        return with_view(p, view, item, ready_in_view, (void *) format);
 }
 
 typedef struct stream_request {

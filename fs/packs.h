@@ -8,8 +8,15 @@
  * is cached by (format, closure identity, options identity), so a second stat or
  * open of the same pack does not walk the store again.
  *
- * Thread rules: every function may be called from any thread; the caches are
- * guarded by pf_packs.lock.
+ * Waiting: files whose size is only known once encoded (compressed packs) are
+ * encoded on the first plan, once, whoever else comes to wait for it. A caller
+ * passing a waiter has the plan made by a planner thread and can be
+ * interrupted (pf_packs_interrupt(): -EINTR) while the planning goes on and
+ * lands in the cache. pf_packs_free() cancels planner threads (cancel.h) and
+ * waits for them.
+ *
+ * Thread rules: every function may be called from any thread; the caches and
+ * waiters are guarded by pf_packs.lock.
  */
 #pragma once
 
@@ -31,15 +38,37 @@ void pf_packs_free(pf_packs *p);
 pf_store *pf_packs_store(pf_packs *p);
 pf_cache *pf_packs_cache(pf_packs *p);
 const char *pf_packs_profiles_root(pf_packs *p);
+const pf_config *pf_packs_config(pf_packs *p);
+/* The options of VIEW (pf_options_done() them): a profile's own, or the
+ * defaults for .store views. */
+int pf_packs_options(pf_packs *p, const char *view, pf_options *ret);
 
 /* Resolves VIEW (see above) to its store item (malloc'd, valid in the database).
  * -ENOENT for no such view, -EXDEV/-ELOOP for refused profile links. */
 int pf_packs_resolve_view(pf_packs *p, const char *view, char **ret_item);
 
+/* A caller's wait for a plan; zero-initialise it. */
+typedef struct pf_packs_waiter {
+        bool interrupted;       /* guarded by pf_packs.lock */
+} pf_packs_waiter;
+
 /* The plan of FORMAT for VIEW whose item is ITEM; *ret holds one reference.
  * Made once: concurrent callers for the same plan share the first one's work
- * (for compressed formats, its encoding). */
-int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format, pf_plan **ret);
+ * (for compressed formats, its encoding). WAITER may be NULL (the caller then
+ * plans itself and cannot be interrupted). */
+int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format,
+                  pf_packs_waiter *waiter, pf_plan **ret);
+/* Ends WAITER's wait in pf_packs_plan() with -EINTR, now or as soon as it
+ * waits. Any thread (FUSE calls it from the thread reading the INTERRUPT). */
+void pf_packs_interrupt(pf_packs *p, pf_packs_waiter *waiter);
+/* Plans (encodes) FORMAT for VIEW ahead of use, in the calling thread, which
+ * goes to the background (background.h): idle priority until a reader comes
+ * to wait for the same plan. 0 or a negative errno. */
+int pf_packs_plan_ahead(pf_packs *p, const char *view, const char *item, const pf_format *format);
+/* 1 if a stat of FORMAT in VIEW answers now without encoding (formats planned
+ * from metadata always do), 0 if it would encode, or a negative errno. Starts
+ * nothing. */
+int pf_packs_ready(pf_packs *p, const char *view, const char *item, const pf_format *format);
 /* Writes FORMAT for VIEW to FD as it is made (formats with a stream function;
  * -EOPNOTSUPP otherwise). */
 int pf_packs_stream(pf_packs *p, const char *view, const char *item, const pf_format *format, int fd);

@@ -77,6 +77,7 @@ static const char schema_sql[] =
         "CREATE INDEX IF NOT EXISTS records_by_use ON records (last_use);"
         "CREATE TABLE IF NOT EXISTS jobs (pid INTEGER NOT NULL, id INTEGER NOT NULL, owner TEXT NOT NULL,"
         "  name TEXT NOT NULL, total INTEGER NOT NULL, done INTEGER NOT NULL, started INTEGER NOT NULL,"
+        "  output INTEGER NOT NULL DEFAULT 0, queued INTEGER NOT NULL DEFAULT 0,"
         "  PRIMARY KEY (pid, id));";
 
 void pf_hex(const uint8_t *bytes, size_t n, char *out) {
@@ -201,6 +202,18 @@ static int prepare(pf_cache *c, const char *sql, sqlite3_stmt **ret) {
         return 0;
 }
 
+/* Caches made before jobs had their output and queued columns. */
+static int upgrade_jobs(sqlite3 *db) {
+        sqlite3_stmt *st = NULL;
+
+        if (sqlite3_prepare_v2(db, "SELECT output, queued FROM jobs LIMIT 0", -1, &st, NULL) == SQLITE_OK) {
+                sqlite3_finalize(st);
+                return 0;
+        }
+        return exec_sql(db, "ALTER TABLE jobs ADD COLUMN output INTEGER NOT NULL DEFAULT 0;"
+                            "ALTER TABLE jobs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;");
+}
+
 int pf_cache_connect(pf_cache *c) {
         _cleanup_free_ char *path = NULL;
         int r;
@@ -218,6 +231,8 @@ int pf_cache_connect(pf_cache *c) {
         }
         sqlite3_busy_timeout(c->db, CACHE_BUSY_TIMEOUT_MS);
         r = exec_sql(c->db, schema_sql);
+        if (r >= 0)
+                r = upgrade_jobs(c->db);
         if (r < 0) {
                 sqlite3_close(c->db);
                 c->db = NULL;
@@ -437,6 +452,38 @@ void pf_cache_object_done(pf_cache_object *o) {
  * cache hit is not a write to the index (on a fresh mount, updating the last
  * use of a .gz pack's 229 objects was a third of its stat(2)). */
 #define TOUCH_INTERVAL_NS (3600 * 1000000000LL)
+
+int pf_cache_contains(pf_cache *c, const uint8_t (*keys)[32], size_t n) {
+        sqlite3_stmt *get = NULL;
+        int found = 0, r;
+
+        pthread_mutex_lock(&c->lock);
+        r = prepare(c, "SELECT size FROM objects WHERE key = ?", &get);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                char path[PATH_MAX];
+                struct stat st;
+
+                sqlite3_reset(get);
+                sqlite3_bind_blob(get, 1, keys[i], 32, SQLITE_STATIC);
+                r = sqlite3_step(get);
+                if (r == SQLITE_DONE) {
+                        r = 0;
+                        continue;
+                }
+                if (r != SQLITE_ROW) {
+                        r = pf_sqlite_errno(r);
+                        break;
+                }
+                r = 0;
+                object_path(c, keys[i], path, sizeof(path));
+                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                    (uint64_t) st.st_size == (uint64_t) sqlite3_column_int64(get, 0))
+                        found++;
+        }
+        sqlite3_finalize(get);
+        pthread_mutex_unlock(&c->lock);
+        return r < 0 ? r : found;
+}
 
 int pf_cache_acquire(pf_cache *c, const uint8_t (*keys)[32], size_t n, pf_cache_object *objs) {
         sqlite3_stmt *get = NULL, *touch = NULL, *drop = NULL;
@@ -926,7 +973,7 @@ int pf_cache_record_drop(pf_cache *c, const uint8_t key[32]) {
         return r;
 }
 
-int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_job **ret) {
+static int job_insert(pf_cache *c, const char *name, uint64_t total, bool queued, pf_cache_job **ret) {
         pf_cache_job *j = calloc(1, sizeof(*j));
         sqlite3_stmt *st = NULL;
         int r;
@@ -941,7 +988,9 @@ int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_j
         pthread_mutex_lock(&c->lock);
         j->id = ++c->next_job_id;
         j->last_update_ns = now_ns();
-        r = prepare(c, "INSERT OR REPLACE INTO jobs (pid, id, owner, name, total, done, started) VALUES (?, ?, ?, ?, ?, 0, ?)",
+        r = prepare(c,
+                    "INSERT OR REPLACE INTO jobs (pid, id, owner, name, total, done, started, output, queued)"
+                    " VALUES (?, ?, ?, ?, ?, 0, ?, 0, ?)",
                     &st);
         if (r >= 0) {
                 sqlite3_bind_int64(st, 1, getpid());
@@ -950,6 +999,7 @@ int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_j
                 sqlite3_bind_text(st, 4, name, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(st, 5, (int64_t) total);
                 sqlite3_bind_int64(st, 6, j->last_update_ns / 1000000000LL);
+                sqlite3_bind_int(st, 7, queued);
                 r = step_done(st);
         }
         pthread_mutex_unlock(&c->lock);
@@ -958,7 +1008,15 @@ int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_j
         return 0;
 }
 
-void pf_cache_job_progress(pf_cache_job *j, uint64_t done) {
+int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_job **ret) {
+        return job_insert(c, name, total, false, ret);
+}
+
+int pf_cache_job_queue(pf_cache *c, const char *name, pf_cache_job **ret) {
+        return job_insert(c, name, 0, true, ret);
+}
+
+void pf_cache_job_progress(pf_cache_job *j, uint64_t done, uint64_t output) {
         pf_cache *c = j->cache;
         sqlite3_stmt *st = NULL;
         int64_t now;
@@ -968,11 +1026,12 @@ void pf_cache_job_progress(pf_cache_job *j, uint64_t done) {
         pthread_mutex_lock(&c->lock);
         now = now_ns();
         if (now - j->last_update_ns >= JOB_UPDATE_INTERVAL_NS &&
-            prepare(c, "UPDATE jobs SET done = ? WHERE pid = ? AND id = ?", &st) >= 0) {
+            prepare(c, "UPDATE jobs SET done = ?, output = ? WHERE pid = ? AND id = ?", &st) >= 0) {
                 j->last_update_ns = now;
                 sqlite3_bind_int64(st, 1, (int64_t) done);
-                sqlite3_bind_int64(st, 2, getpid());
-                sqlite3_bind_int64(st, 3, j->id);
+                sqlite3_bind_int64(st, 2, (int64_t) output);
+                sqlite3_bind_int64(st, 3, getpid());
+                sqlite3_bind_int64(st, 4, j->id);
                 step_done(st);
         }
         pthread_mutex_unlock(&c->lock);
@@ -1020,21 +1079,28 @@ int pf_cache_get_usage(pf_cache *c, pf_cache_usage *ret) {
         return r;
 }
 
-int pf_cache_list_jobs(pf_cache *c,
-                       void (*fn)(void *userdata, long pid, const char *owner, const char *name, uint64_t done,
-                                  uint64_t total, int64_t started),
-                       void *userdata) {
+int pf_cache_list_jobs(pf_cache *c, void (*fn)(void *userdata, const pf_cache_job_info *job), void *userdata) {
         sqlite3_stmt *st = NULL;
         int r;
 
         pthread_mutex_lock(&c->lock);
-        r = prepare(c, "SELECT pid, owner, name, done, total, started FROM jobs ORDER BY started, pid, id", &st);
+        r = prepare(c,
+                    "SELECT pid, owner, name, done, total, started, output, queued FROM jobs"
+                    " ORDER BY queued, started, pid, id",
+                    &st);
         while (r >= 0 && (r = sqlite3_step(st)) == SQLITE_ROW) {
-                long pid = (long) sqlite3_column_int64(st, 0);
-                if (pid_alive(pid))
-                        fn(userdata, pid, (const char *) sqlite3_column_text(st, 1),
-                           (const char *) sqlite3_column_text(st, 2), (uint64_t) sqlite3_column_int64(st, 3),
-                           (uint64_t) sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
+                pf_cache_job_info info = {
+                        .pid = (long) sqlite3_column_int64(st, 0),
+                        .owner = (const char *) sqlite3_column_text(st, 1),
+                        .name = (const char *) sqlite3_column_text(st, 2),
+                        .done = (uint64_t) sqlite3_column_int64(st, 3),
+                        .total = (uint64_t) sqlite3_column_int64(st, 4),
+                        .started = sqlite3_column_int64(st, 5),
+                        .output = (uint64_t) sqlite3_column_int64(st, 6),
+                        .queued = sqlite3_column_int(st, 7) != 0,
+                };
+                if (pid_alive(info.pid))
+                        fn(userdata, &info);
         }
         r = r == SQLITE_DONE ? 0 : r < 0 ? r : pf_sqlite_errno(r);
         sqlite3_finalize(st);

@@ -98,6 +98,18 @@ static int validate(const char *key, const char *value) {
         }
         if (!strcmp(key, "entry-point"))
                 return *value == 0 || pf_relpath_is_clean(value) ? 0 : -EINVAL;
+        if (!strcmp(key, "prepare")) {
+                /* File names of a view; which ones exist is the formats' to say
+                 * (pf_config_foreach_prepare()). */
+                _cleanup_free_ char *copy = strdup(value);
+                char *save = NULL;
+                if (!copy)
+                        return -ENOMEM;
+                for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
+                        if (strchr(tok, '/') || !strcmp(tok, ".") || !strcmp(tok, ".."))
+                                return -EINVAL;
+                return 0;
+        }
         if (!strcmp(key, "symlinks")) {
                 _cleanup_free_ char *copy = strdup(value);
                 char *save = NULL;
@@ -132,7 +144,7 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
         r = validate(key, value);
         if (r == -ENOKEY) {
                 snprintf(st->message, sizeof(st->message),
-                         "unknown option '%s' (known: symlinks, entry-point, localstatedir, gzip-level, xz-level, zstd-level)", key);
+                         "unknown option '%s' (known: symlinks, entry-point, localstatedir, gzip-level, xz-level, zstd-level, prepare)", key);
                 st->error = -EINVAL;
                 return 0;
         }
@@ -232,7 +244,33 @@ void pf_options_done(pf_options *o) {
         }
         free(o->symlinks);
         free(o->entry_point);
+        for (size_t i = 0; i < o->n_prepare; i++)
+                free(o->prepare[i]);
+        free(o->prepare);
         *o = (pf_options) {};
+}
+
+/* Splits VALUE at blanks into a new list, replacing *LIST. */
+static int set_words(const char *value, char ***list, size_t *n) {
+        _cleanup_free_ char *copy = strdup(value);
+        char *save = NULL;
+
+        for (size_t i = 0; i < *n; i++)
+                free((*list)[i]);
+        *n = 0;
+        if (!copy)
+                return -ENOMEM;
+        for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+                char **nv = reallocarray(*list, *n + 1, sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                *list = nv;
+                nv[*n] = strdup(tok);
+                if (!nv[*n])
+                        return -ENOMEM;
+                (*n)++;
+        }
+        return 0;
 }
 
 static int apply_setting(pf_options *o, const setting *s) {
@@ -241,6 +279,8 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return parse_level(k, s->value, (int *) ((uint8_t *) o + k->field));
         if (!strcmp(s->key, "localstatedir"))
                 return parse_bool(s->value, &o->localstatedir);
+        if (!strcmp(s->key, "prepare"))
+                return set_words(s->value, &o->prepare, &o->n_prepare);
         if (!strcmp(s->key, "entry-point")) {
                 free(o->entry_point);
                 o->entry_point = *s->value ? strdup(s->value) : NULL;
@@ -333,5 +373,28 @@ int pf_config_options_for(const pf_config *c, const char *profile_name, pf_optio
                 qsort(o.symlinks, o.n_symlinks, sizeof(*o.symlinks), symlink_cmp);
         options_compute_id(&o);
         *ret = o;
+        return 0;
+}
+
+int pf_config_foreach_prepare(const pf_config *c, int (*fn)(void *userdata, const char *name), void *userdata) {
+        for (size_t i = 0; i < c->n_sections; i++)
+                for (size_t j = 0; j < c->sections[i].n_settings; j++) {
+                        const setting *st = &c->sections[i].settings[j];
+                        char **names = NULL;
+                        size_t n = 0;
+                        int r;
+
+                        if (strcmp(st->key, "prepare") != 0)
+                                continue;
+                        r = set_words(st->value, &names, &n);
+                        for (size_t k = 0; k < n; k++) {
+                                if (r >= 0)
+                                        r = fn(userdata, names[k]);
+                                free(names[k]);
+                        }
+                        free(names);
+                        if (r < 0)
+                                return r;
+                }
         return 0;
 }

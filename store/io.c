@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "packfs/cancel.h"
 #include "packfs/io.h"
 #include "packfs/macro.h"
 
@@ -12,8 +13,11 @@ int pf_write_all(int fd, const void *buf, size_t len) {
 
         while (len > 0) {
                 ssize_t k = write(fd, p, len);
-                if (k < 0 && errno == EINTR)
+                if (k < 0 && errno == EINTR) {
+                        if (pf_cancel_requested())
+                                return -ECANCELED;
                         continue;
+                }
                 if (k < 0)
                         return negative_errno();
                 p += k;

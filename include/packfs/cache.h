@@ -70,6 +70,9 @@ int pf_cache_connect(pf_cache *c);
  * hit is no write to the index otherwise); objs[i].path is NULL for the
  * missing ones (whose stale index rows are dropped). Returns how many were found. */
 int pf_cache_acquire(pf_cache *c, const uint8_t (*keys)[32], size_t n, pf_cache_object *objs);
+/* How many of the N keys are indexed with their file intact, without pinning,
+ * opening or marking them used: whether a pack would be a cache hit now. */
+int pf_cache_contains(pf_cache *c, const uint8_t (*keys)[32], size_t n);
 /* Pins KEY (again) / releases one pin. */
 void pf_cache_pin(pf_cache *c, const uint8_t key[32]);
 void pf_cache_unpin(pf_cache *c, const uint8_t key[32]);
@@ -95,11 +98,22 @@ int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *
 int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size);
 int pf_cache_record_drop(pf_cache *c, const uint8_t key[32]);
 
-/* Encodings under way, shown by `packfs status`. Progress updates are cheap
- * (throttled to a few database writes a second). C may be NULL. */
+/* Encodings under way, shown by `packfs status`: input bytes DONE of TOTAL and
+ * OUTPUT bytes written so far. Progress updates are cheap (throttled to a few
+ * database writes a second). C may be NULL. A queued job is one waiting its
+ * turn (the `prepare` queue); it is ended when its encoding begins. */
 int pf_cache_job_begin(pf_cache *c, const char *name, uint64_t total, pf_cache_job **ret);
-void pf_cache_job_progress(pf_cache_job *j, uint64_t done);
+int pf_cache_job_queue(pf_cache *c, const char *name, pf_cache_job **ret);
+void pf_cache_job_progress(pf_cache_job *j, uint64_t done, uint64_t output);
 void pf_cache_job_end(pf_cache_job *j);
+
+typedef struct pf_cache_job_info {
+        long pid;
+        const char *owner, *name;
+        uint64_t done, total, output;
+        int64_t started;        /* seconds since the epoch */
+        bool queued;
+} pf_cache_job_info;
 
 typedef struct pf_cache_usage {
         uint64_t bytes;         /* objects and records */
@@ -107,10 +121,8 @@ typedef struct pf_cache_usage {
 } pf_cache_usage;
 
 int pf_cache_get_usage(pf_cache *c, pf_cache_usage *ret);
-/* Calls FN for each live encoding (of any process using this cache). */
-int pf_cache_list_jobs(pf_cache *c,
-                       void (*fn)(void *userdata, long pid, const char *owner, const char *name, uint64_t done,
-                                  uint64_t total, int64_t started),
-                       void *userdata);
+/* Calls FN for each live job (of any process using this cache): the ones under
+ * way first, oldest first, then the queued ones. */
+int pf_cache_list_jobs(pf_cache *c, void (*fn)(void *userdata, const pf_cache_job_info *job), void *userdata);
 
 void pf_hex(const uint8_t *bytes, size_t n, char *out);

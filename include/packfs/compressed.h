@@ -13,7 +13,11 @@
  * every stock decompressor accepts. A new generation that changes one item
  * re-encodes only the units holding it (and the small parts that differ).
  *
- * Units are encoded in parallel, one per core at a time in the whole process.
+ * Units are encoded in parallel, one per core at a time in the whole process;
+ * units of background encodings (pf_view.background) only take a core no
+ * foreground unit wants, and run at idle priority. An encoding stops with
+ * -ECANCELED when cancellation is requested (cancel.h), discarding what it was
+ * writing.
  * The list of a pack's units is cached too (a manifest, keyed by the format,
  * codec, level, closure and options), so a cache hit needs neither the base plan
  * nor the store walk: it costs a few index lookups and stat()s.
@@ -29,10 +33,12 @@
 
 int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret);
 int pf_compressed_stream(const pf_format *self, const pf_view *view, int fd);
+int pf_compressed_cached(const pf_format *self, const pf_view *view);
 
 #define PF_COMPRESSED_FORMAT(name, base_format, codec_) \
         { \
                 .file_name = (name), .plan = pf_compressed_plan, .stream = pf_compressed_stream, \
+                .cached = pf_compressed_cached, \
                 .base = &(base_format), .codec = &(codec_), \
         }
 

@@ -10,11 +10,13 @@
  *   localstatedir = true
  *   xz-level = 9             compression levels: gzip-level (1-9), xz-level (0-9),
  *                            zstd-level (1-19); unset means the codec's default
+ *   prepare = pack.tar.zst   files a mount encodes ahead, in the background
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
  * -EINVAL and a log line naming file, line and key. Options are part of a pack's
- * identity: pf_options.id is a digest of their canonical form.
+ * identity: pf_options.id is a digest of their canonical form. `prepare` says
+ * when bytes are made, not which, and is not part of it.
  *
  * A pf_config is immutable after pf_config_load() and may be shared by threads.
  */
@@ -35,7 +37,9 @@ typedef struct pf_options {
         char *entry_point;      /* relative to the profile, or NULL */
         bool localstatedir;
         int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
-        uint8_t id[32];         /* sha256 of the canonical form */
+        char **prepare;         /* file names to encode ahead of use */
+        size_t n_prepare;
+        uint8_t id[32];         /* sha256 of the canonical form (without prepare) */
 } pf_options;
 
 typedef struct pf_config pf_config;
@@ -50,6 +54,11 @@ void pf_config_free(pf_config *c);
  * pf_options_done()). */
 int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret);
 void pf_options_done(pf_options *o);
+
+/* Calls FN for every file name a `prepare` option of any section lists (so a
+ * caller that knows the formats can refuse unknown names at start-up); stops at
+ * FN's first negative return and returns it. */
+int pf_config_foreach_prepare(const pf_config *c, int (*fn)(void *userdata, const char *name), void *userdata);
 
 /* The level set for codec CODEC_NAME ("gzip", "xz", "zstd"), or -1. */
 int pf_options_level(const pf_options *o, const char *codec_name);

@@ -34,6 +34,10 @@ struct pf_view {
         /* The plan of another format over this view, through the caller's plan cache. */
         int (*plan_of)(const pf_view *view, const pf_format *format, pf_plan **ret);
         void *planner;                  /* plan_of's own data */
+        /* NULL, or true while this plan is made ahead of use (the `prepare`
+         * option) and nobody waits for it: encoders then work at idle priority
+         * (background.h), and go back to normal once it turns false. */
+        const bool *background;
 };
 
 struct pf_format {
@@ -50,6 +54,13 @@ struct pf_format {
         int (*plan_sparse)(const pf_format *self, const pf_view *view,
                            bool (*want)(void *userdata, const uint8_t identity[32]), void *userdata,
                            pf_plan **ret);
+        /* For formats whose size is only known once encoded: 1 if plan() would
+         * answer from the cache now, without encoding (and without pinning or
+         * opening anything), 0 if not, or a negative errno. Formats without it
+         * are planned from metadata alone and always cheap to stat, so a
+         * directory listing shows them; the others only once they are ready
+         * (SPEC guarantee 2, `--list ready`). */
+        int (*cached)(const pf_format *self, const pf_view *view);
         /* Compressed variants (compressed.h): the format they compress, with what. */
         const pf_format *base;
         const pf_codec *codec;

@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-/* Writes all LEN bytes of BUF to FD, retrying short writes and EINTR.
- * 0 or a negative errno. */
+/* Writes all LEN bytes of BUF to FD, retrying short writes and EINTR (unless
+ * cancellation was requested: -ECANCELED, cancel.h). 0 or a negative errno. */
 int pf_write_all(int fd, const void *buf, size_t len);
 
 /* The cores this process may run on (its affinity mask), at least 1. */

@@ -543,23 +543,33 @@ START_TEST(test_cache_interrupted) {
 }
 END_TEST
 
-static void count_job(void *userdata, long pid, const char *owner, const char *name, uint64_t done,
-                      uint64_t total, int64_t started) {
-        ck_assert_int_eq(pid, getpid());
-        ck_assert_str_eq(owner, "test");
-        ck_assert_str_eq(name, "demo/pack.tar.xz");
-        ck_assert_uint_eq(total, 100);
+static void count_job(void *userdata, const pf_cache_job_info *job) {
+        ck_assert_int_eq(job->pid, getpid());
+        ck_assert_str_eq(job->owner, "test");
+        if (job->queued) {
+                ck_assert_str_eq(job->name, "demo/pack.tar.zst");
+                ck_assert_uint_eq(job->total, 0);
+                (*(int *) userdata) += 100;
+                return;
+        }
+        ck_assert_str_eq(job->name, "demo/pack.tar.xz");
+        ck_assert_uint_eq(job->total, 100);
         (*(int *) userdata)++;
 }
 
 START_TEST(test_cache_jobs_and_sizes) {
         pf_cache *c = cache_open(UINT64_MAX);
-        pf_cache_job *j = NULL;
+        pf_cache_job *j = NULL, *q = NULL;
         uint64_t size;
         int n = 0;
 
         ck_assert_int_eq(pf_cache_job_begin(c, "demo/pack.tar.xz", 100, &j), 0);
-        pf_cache_job_progress(j, 50);
+        ck_assert_int_eq(pf_cache_job_queue(c, "demo/pack.tar.zst", &q), 0);
+        pf_cache_job_progress(j, 50, 7);
+        ck_assert_int_eq(pf_cache_list_jobs(c, count_job, &n), 0);
+        ck_assert_int_eq(n, 101);
+        pf_cache_job_end(q);
+        n = 0;
         ck_assert_int_eq(pf_cache_list_jobs(c, count_job, &n), 0);
         ck_assert_int_eq(n, 1);
         pf_cache_job_end(j);

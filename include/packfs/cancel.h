@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * Process-wide cancellation of encodings: `packfs build` and `packfs warm` on
+ * SIGINT/SIGTERM, and a mount at unmount. Encoders poll it between input
+ * chunks and fail with -ECANCELED; their writers are aborted, so an
+ * interrupted encoding leaves no partial object in the cache.
+ *
+ * pf_cancel_request() is async-signal-safe: a signal handler may call it.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+void pf_cancel_request(void);
+bool pf_cancel_requested(void);
+/* Installs a handler for SIGINT and SIGTERM that requests cancellation (without
+ * SA_RESTART, so a blocked write returns) and remembers the signal. */
+int pf_cancel_on_signals(void);
+/* The signal that requested cancellation, or 0. */
+int pf_cancel_signal(void);

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # The README's first command: installs the dependencies, builds packfs, makes a
-# small store of its own, mounts it and shows what is there. Run as root.
-# Leaves the mount up; `umount /var/tmp/packfs-demo/mnt` takes it down.
+# small store of its own, mounts it and shows what is there. Run it as root or
+# as a user with sudo. Leaves the mount up; `umount /var/tmp/packfs-demo/mnt`
+# takes it down.
 set -euo pipefail
+# Root is needed (apt-get, FUSE mounts as root): a desktop re-runs this under
+# sudo, a container already is root and may have no sudo at all.
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "$0: run this as root (there is no sudo here)" >&2
+    exit 1
+  fi
+  exec sudo --preserve-env=PACKFS_DEMO_DIR,BUILD_DIR,ASAN_BUILD_DIR,CI bash "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 
 demo=${PACKFS_DEMO_DIR:-/var/tmp/packfs-demo}
@@ -47,7 +57,7 @@ INI
 echo "== packfs mounted at $mnt"
 echo "\$ ls $mnt"
 ls "$mnt"
-echo "\$ ls -l $mnt/demo"
+echo "\$ ls -l $mnt/demo     # compressed packs are not listed before they are encoded"
 ls -l "$mnt/demo"
 echo "\$ cat $mnt/demo/closure"
 cat "$mnt/demo/closure"
@@ -64,6 +74,8 @@ for z in "gzip -dc:gz" "xz -dc:xz" "zstd -dcq:zst"; do
         echo "\$ ${z%%:*} < $mnt/demo/pack.tar.${z##*:} | cmp - $mnt/demo/pack.tar && echo identical"
         ${z%%:*} < "$mnt/demo/pack.tar.${z##*:}" | cmp - "$mnt/demo/pack.tar" && echo identical
 done
+echo "\$ ls -l $mnt/demo     # now they are, with their exact sizes"
+ls -l "$mnt/demo"
 echo "\$ packfs status --cache $demo/cache"
 "$packfs" status --cache "$demo/cache"
 echo "== done; unmount with: umount $mnt"

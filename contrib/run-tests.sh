@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
-# Builds packfs twice (warnings as errors; and with ASan+UBSan) and runs the whole
-# test suite: unit tests in both builds, integration tests (real FUSE mounts, GNU
-# tar, bsdtar, Nix) in the first. Ends with "N passed, N failed".
+# The README's second command: installs the dependencies, builds packfs twice
+# (warnings as errors; and with ASan+UBSan) and runs the whole test suite: unit
+# tests in both builds, integration tests (real FUSE mounts, GNU tar, bsdtar,
+# Nix) in the first. Ends with "N passed, N failed". Run it as root or as a user
+# with sudo.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Root is needed (apt-get, FUSE mounts as root): a desktop re-runs this under
+# sudo, a container already is root and may have no sudo at all.
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "$0: run this as root (there is no sudo here)" >&2
+    exit 1
+  fi
+  exec sudo --preserve-env=PACKFS_DEMO_DIR,BUILD_DIR,ASAN_BUILD_DIR,CI bash "$0" "$@"
+fi
+
+bash contrib/install-deps.sh || exit 1
 
 build=${BUILD_DIR:-build-ci}
 asan=${ASAN_BUILD_DIR:-build-asan}

@@ -162,6 +162,9 @@ START_TEST(test_bad) {
                 "symlinks = /bin=bin\n",
                 "[*]\nthis is not ini\n",
                 "[*\nlocalstatedir = true\n",
+                "[*]\nprepare = demo/pack.tar.zst\n",
+                "[*]\nprepare = pack.tar.zst ..\n",
+                "[*]\nprepare = .\n",
                 /* An error after good lines still fails the whole load. */
                 "[*]\nlocalstatedir = true\n[demo]\nentry-point = bin/sh\nbogus = 1\n",
         };
@@ -217,6 +220,54 @@ START_TEST(test_id) {
         ck_assert(!memcmp(ids[1], again, 32));
         id_of("[*]\nlocalstatedir = false\n", "p", again);
         ck_assert(!memcmp(ids[0], again, 32));
+        /* prepare says when bytes are made, not which. */
+        id_of("[*]\nprepare = pack.tar.zst\n", "p", again);
+        ck_assert(!memcmp(ids[0], again, 32));
+}
+END_TEST
+
+static int collect_name(void *userdata, const char *name) {
+        char *out = userdata;
+
+        if (!strcmp(name, "stop"))
+                return -ECANCELED;
+        strcat(out, name);
+        strcat(out, ",");
+        return 0;
+}
+
+/* prepare: a list of file names per profile, the later section replacing the
+ * earlier; every name any section lists can be checked at start-up. */
+START_TEST(test_prepare) {
+        static const char text[] = "[*]\nprepare = pack.tar.zst\n"
+                                   "[web-*]\nprepare =  pack.tar.xz\tdocker.tar.zst \n"
+                                   "[quiet]\nprepare =\n";
+        pf_config *c = NULL;
+        pf_options o = {};
+        char names[256] = "";
+
+        options_of(text, "demo", &o);
+        ck_assert_uint_eq(o.n_prepare, 1);
+        ck_assert_str_eq(o.prepare[0], "pack.tar.zst");
+        pf_options_done(&o);
+        options_of(text, "web-1", &o);
+        ck_assert_uint_eq(o.n_prepare, 2);
+        ck_assert_str_eq(o.prepare[0], "pack.tar.xz");
+        ck_assert_str_eq(o.prepare[1], "docker.tar.zst");
+        pf_options_done(&o);
+        options_of(text, "quiet", &o);
+        ck_assert_uint_eq(o.n_prepare, 0);
+        pf_options_done(&o);
+
+        ck_assert_int_eq(pf_config_parse_string(text, "test.ini", &c), 0);
+        ck_assert_int_eq(pf_config_foreach_prepare(c, collect_name, names), 0);
+        ck_assert_str_eq(names, "pack.tar.zst,pack.tar.xz,docker.tar.zst,");
+        pf_config_free(c);
+        ck_assert_int_eq(pf_config_parse_string("[*]\nprepare = a stop b\n", "test.ini", &c), 0);
+        names[0] = 0;
+        ck_assert_int_eq(pf_config_foreach_prepare(c, collect_name, names), -ECANCELED);
+        ck_assert_str_eq(names, "a,");
+        pf_config_free(c);
 }
 END_TEST
 
@@ -255,6 +306,7 @@ int main(void) {
         tcase_add_test(tc, test_symlinks_parsing);
         tcase_add_test(tc, test_bad);
         tcase_add_test(tc, test_id);
+        tcase_add_test(tc, test_prepare);
         tcase_add_test(tc, test_load_file);
         suite_add_tcase(s, tc);
         return run_suite(s);

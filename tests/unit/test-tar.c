@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "packfs/cache.h"
+#include "packfs/cancel.h"
 #include "packfs/codec.h"
 #include "packfs/compressed.h"
 #include "packfs/config.h"
@@ -622,28 +624,46 @@ static void free_store(void) {
         item_hello = item_lib = item_link = NULL;
 }
 
+/* The view a mount would give profile "demo" whose item is ROOT, under CONFIG,
+ * with the test's cache (and background flag). */
+typedef struct test_view {
+        pf_store *store;
+        pf_closure *closure;
+        pf_config *config;
+        pf_options options;
+        pf_view view;
+} test_view;
+
+static const bool *plan_background; /* the views' background flag: NULL unless a test sets it */
+
+static void test_view_open(test_view *tv, const char *root, const char *config) {
+        *tv = (test_view) {};
+        ck_assert_int_eq(pf_store_open(store, db_path, &tv->store), 0);
+        ck_assert_int_eq(pf_store_closure(tv->store, root, &tv->closure), 0);
+        ck_assert_int_eq(pf_config_parse_string(config, "test", &tv->config), 0);
+        ck_assert_int_eq(pf_config_options_for(tv->config, "demo", &tv->options), 0);
+        tv->view = (pf_view) { .store_dir = store, .store = tv->store, .closure = tv->closure, .name = "demo",
+                               .options = &tv->options, .cache = plan_cache, .background = plan_background };
+}
+
+static void test_view_close(test_view *tv) {
+        pf_options_done(&tv->options);
+        pf_config_free(tv->config);
+        pf_closure_unref(tv->closure);
+        pf_store_free(tv->store);
+}
+
 /* Plans FORMAT for the closure of ROOT under CONFIG, with the test's cache;
  * sparse (FORMAT must be pack.tar) if WANT is not NULL. Returns the plan's
  * result. */
 static int plan_view(const pf_format *format, const char *root, const char *config,
                      bool (*want)(void *, const uint8_t *), void *userdata, pf_plan **ret) {
-        pf_store *s = NULL;
-        pf_closure *c = NULL;
-        pf_config *cfg = NULL;
-        pf_options o = {};
+        test_view tv;
         int r;
 
-        ck_assert_int_eq(pf_store_open(store, db_path, &s), 0);
-        ck_assert_int_eq(pf_store_closure(s, root, &c), 0);
-        ck_assert_int_eq(pf_config_parse_string(config, "test", &cfg), 0);
-        ck_assert_int_eq(pf_config_options_for(cfg, "demo", &o), 0);
-        pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &o,
-                         .cache = plan_cache };
-        r = want ? format->plan_sparse(format, &view, want, userdata, ret) : format->plan(format, &view, ret);
-        pf_options_done(&o);
-        pf_config_free(cfg);
-        pf_closure_unref(c);
-        pf_store_free(s);
+        test_view_open(&tv, root, config);
+        r = want ? format->plan_sparse(format, &tv.view, want, userdata, ret) : format->plan(format, &tv.view, ret);
+        test_view_close(&tv);
         return r;
 }
 
@@ -1101,6 +1121,110 @@ START_TEST(test_manifest_follows_the_cutting) {
 }
 END_TEST
 
+/* Whether a compressed pack is ready (what a listing shows) follows the cache:
+ * not before its encoding, yes after, not once one of its objects is gone; it
+ * pins, opens and encodes nothing. Planned formats have no such question. */
+static int cached_now(const pf_format *format, const char *root) {
+        test_view tv;
+        int r;
+
+        test_view_open(&tv, root, "");
+        r = format->cached(format, &tv.view);
+        test_view_close(&tv);
+        return r;
+}
+
+START_TEST(test_cached_follows_the_cache) {
+        char cache_dir[PATH_MAX];
+        pf_cache_usage usage;
+        pf_plan *p = NULL;
+
+        make_store();
+        ck_assert_ptr_null(pf_format_tar.cached);
+        ck_assert_ptr_null(pf_format_closure.cached);
+        ck_assert_ptr_nonnull(pf_format_tar_zst.cached);
+        /* No cache: nothing is ever ready without encoding. */
+        ck_assert_int_eq(cached_now(&pf_format_tar_zst, item_hello), 0);
+
+        pathf(cache_dir, "%s/cache", tmp);
+        ck_assert_int_eq(pf_cache_open(cache_dir, UINT64_MAX, "test", &plan_cache), 0);
+        ck_assert_int_eq(cached_now(&pf_format_tar_zst, item_hello), 0);
+        ck_assert_int_eq(pf_cache_get_usage(plan_cache, &usage), 0);
+        ck_assert_uint_eq(usage.objects, 0);    /* asking encoded nothing */
+
+        ck_assert_int_eq(plan_format(&pf_format_tar_zst, item_hello, &p), 0);
+        pf_plan_unref(p);
+        ck_assert_int_eq(cached_now(&pf_format_tar_zst, item_hello), 1);
+        ck_assert_int_eq(cached_now(&pf_format_tar_gz, item_hello), 0);
+        ck_assert_int_eq(cached_now(&pf_format_tar_zst, item_lib), 0);
+
+        /* One object gone behind the index's back: a stat would encode it. */
+        char cmd[PATH_MAX + 64];
+        snprintf(cmd, sizeof(cmd), "find '%s/objects' -type f | head -n1 | xargs rm", cache_dir);
+        ck_assert_int_eq(system(cmd), 0);
+        ck_assert_int_eq(cached_now(&pf_format_tar_zst, item_hello), 0);
+
+        pf_cache_free(plan_cache);
+        plan_cache = NULL;
+        free_store();
+}
+END_TEST
+
+/* A cancelled encoding (build or warm on SIGINT, a mount at unmount) fails with
+ * -ECANCELED and leaves neither a partial object nor a manifest. */
+START_TEST(test_cancelled_encoding_keeps_nothing) {
+        char cache_dir[PATH_MAX], tmp_dir[PATH_MAX];
+        pf_cache_usage usage;
+        pf_plan *p = NULL;
+        DIR *d;
+        struct dirent *de;
+
+        make_store();
+        pathf(cache_dir, "%s/cache", tmp);
+        pathf(tmp_dir, "%s/cache/tmp", tmp);
+        ck_assert_int_eq(pf_cache_open(cache_dir, UINT64_MAX, "test", &plan_cache), 0);
+        /* This test runs in a process of its own (check forks): the request
+         * stays there. */
+        pf_cancel_request();
+        ck_assert_int_eq(plan_format(&pf_format_tar_xz, item_hello, &p), -ECANCELED);
+        ck_assert_int_eq(plan_format(&pf_format_tar_zst, item_hello, &p), -ECANCELED);
+        ck_assert_int_eq(pf_cache_get_usage(plan_cache, &usage), 0);
+        ck_assert_uint_eq(usage.manifests, 0);
+        ck_assert_ptr_nonnull(d = opendir(tmp_dir));
+        while ((de = readdir(d)))
+                ck_assert_msg(de->d_name[0] == '.', "partial object %s kept", de->d_name);
+        closedir(d);
+        pf_cache_free(plan_cache);
+        plan_cache = NULL;
+        free_store();
+}
+END_TEST
+
+/* Encoding ahead of use (idle priority) gives the same bytes, and a waiter
+ * raising it midway (the flag turning false) too. */
+START_TEST(test_background_same_bytes) {
+        static bool background = true;
+        pf_plan *p = NULL;
+        uint8_t *fg, *bg;
+        size_t fg_size, bg_size;
+
+        make_store();
+        ck_assert_int_eq(plan_format(&pf_format_tar_xz, item_hello, &p), 0);
+        fg = plan_read(p, &fg_size);
+        pf_plan_unref(p);
+        plan_background = &background;
+        ck_assert_int_eq(plan_format(&pf_format_tar_xz, item_hello, &p), 0);
+        plan_background = NULL;
+        bg = plan_read(p, &bg_size);
+        pf_plan_unref(p);
+        ck_assert_uint_eq(fg_size, bg_size);
+        ck_assert_mem_eq(fg, bg, fg_size);
+        free(fg);
+        free(bg);
+        free_store();
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("tar");
         TCase *tc = tcase_create("core");
@@ -1120,6 +1244,9 @@ int main(void) {
         tcase_add_test(tc, test_tar_plan_sparse);
         tcase_add_test(tc, test_tar_plan_sparse_lengths);
         tcase_add_test(tc, test_manifest_follows_the_cutting);
+        tcase_add_test(tc, test_cached_follows_the_cache);
+        tcase_add_test(tc, test_cancelled_encoding_keeps_nothing);
+        tcase_add_test(tc, test_background_same_bytes);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }

@@ -350,11 +350,22 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
-/* A directory listing, built whole at opendir and served in slices. */
+/* A directory listing, built whole at opendir and served in slices.
+ * Reference counted (atomically): the kernel can send RELEASEDIR as soon as
+ * our READDIR reply reached it, while the thread that wrote that reply is
+ * still inside fuse_reply_buf(). */
 typedef struct dir_buf {
         char *data;
         size_t size, allocated;
+        unsigned refs;
 } dir_buf;
+
+static void dir_buf_unref(dir_buf *b) {
+        if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) > 0)
+                return;
+        free(b->data);
+        free(b);
+}
 
 static int dir_add(fuse_req_t req, dir_buf *b, const char *name, mode_t mode) {
         /* readdir(3) skips entries whose d_ino is 0; the real inode comes with lookup. */
@@ -467,34 +478,31 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 fuse_reply_err(req, ENOMEM);
                 return;
         }
+        b->refs = 1;
         r = list_dir(req, f, n, b);
         if (r < 0) {
-                free(b->data);
-                free(b);
+                dir_buf_unref(b);
                 fuse_reply_err(req, -r);
                 return;
         }
         fi->fh = (uintptr_t) b;
-        if (fuse_reply_open(req, fi) != 0) {
-                free(b->data);
-                free(b);
-        }
+        if (fuse_reply_open(req, fi) != 0)
+                dir_buf_unref(b);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
         dir_buf *b = (dir_buf *) (uintptr_t) fi->fh;
 
+        __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
         if ((size_t) off >= b->size)
                 fuse_reply_buf(req, NULL, 0);
         else
                 fuse_reply_buf(req, b->data + off, MIN(b->size - (size_t) off, size));
+        dir_buf_unref(b);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        dir_buf *b = (dir_buf *) (uintptr_t) fi->fh;
-
-        free(b->data);
-        free(b);
+        dir_buf_unref((dir_buf *) (uintptr_t) fi->fh);
         fuse_reply_err(req, 0);
 }
 

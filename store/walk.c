@@ -103,6 +103,8 @@ static int walk_entry(struct walk_state *w, int parent_fd, const char *name, uns
         e.path = w->path;
         e.rel_path = w->path[w->prefix_len] ? w->path + w->prefix_len + 1 : "";
         e.mode = st.st_mode;
+        e.uid = st.st_uid;
+        e.gid = st.st_gid;
         e.mtime = st.st_mtime;
         e.depth = depth;
         if (S_ISREG(st.st_mode))

@@ -13,18 +13,21 @@
 #include "packfs/macro.h"
 #include "packfs/walkcache.h"
 
-/* Bump when the record's layout or the walk's order or fields change. */
-#define WALK_RECORD_LAYOUT "packfs walk 1"
-#define WALK_RECORD_MAGIC "PFWALK1\n"
+/* Bump when the record's layout or the walk's order or fields change: a record
+ * of another layout is under another key, so the item is walked again. (2: the
+ * owner and group.) */
+#define WALK_RECORD_LAYOUT "packfs walk 2"
+#define WALK_RECORD_MAGIC "PFWALK2\n"
 #define NO_LINK UINT32_MAX
 
 /*
  * A record: the magic, then per entry
  *   u32 mode, u32 depth, u64 size, i64 mtime, u32 rel_len, u32 link_len (NO_LINK:
- *   none), rel_len bytes of rel_path, link_len bytes of link target
+ *   none), u32 uid, u32 gid, rel_len bytes of rel_path, link_len bytes of link
+ *   target
  * (little-endian), then u64 entry count and the SHA-256 of all that.
  */
-#define ENTRY_FIXED 32
+#define ENTRY_FIXED 40
 #define TRAILER (8 + 32)
 
 void pf_walk_record_key(const char *item_path, const char *nar_hash, uint8_t key[32]) {
@@ -83,6 +86,8 @@ static int record_entry(void *userdata, const pf_walk_entry *e) {
         put_le(p + 16, (uint64_t) e->mtime, 8);
         put_le(p + 24, rel_len, 4);
         put_le(p + 28, e->link_target ? link_len : NO_LINK, 4);
+        put_le(p + 32, e->uid, 4);
+        put_le(p + 36, e->gid, 4);
         memcpy(p + ENTRY_FIXED, e->rel_path, rel_len);
         memcpy(p + ENTRY_FIXED + rel_len, e->link_target ? e->link_target : "", link_len);
         rec->n_entries++;
@@ -136,6 +141,8 @@ static int replay(const char *item_path, const uint8_t *data, size_t size, pf_wa
                         .depth = (unsigned) get_le(p + 4, 4),
                         .size = get_le(p + 8, 8),
                         .mtime = (int64_t) get_le(p + 16, 8),
+                        .uid = (uid_t) get_le(p + 32, 4),
+                        .gid = (gid_t) get_le(p + 36, 4),
                         .path = path,
                 };
 

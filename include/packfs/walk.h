@@ -15,6 +15,8 @@ typedef struct pf_walk_entry {
         const char *path;       /* absolute path of the entry */
         const char *rel_path;   /* relative to the item: "" for the item itself */
         mode_t mode;            /* type and permission bits, from lstat */
+        uid_t uid;              /* owner and group, from lstat (access.h); like mtime, */
+        gid_t gid;              /* 0 for symlinks, which need no owner */
         uint64_t size;          /* regular files: st_size; else 0 */
         int64_t mtime;          /* st_mtime, to notice a change after planning; 0 for
                                  * symlinks (their lstat is skipped when readdir

@@ -204,6 +204,37 @@ static int reply_errno(int r) {
         }
 }
 
+static int file_access(fs *f, const node *n, pf_access *ret) {
+        _cleanup_free_ char *view = NULL;
+        int r = view_of_file(n, &view);
+        if (r < 0)
+                return r;
+        return pf_packs_access(f->packs, view, n->item, ret);
+}
+
+/* A pack file of SIZE bytes. Its mode and owner say who may read it: those
+ * who may read everything it holds from the store (access.h), which the kernel
+ * enforces with allow_other (default_permissions). `closure` holds only store
+ * paths, which the database tells anyone: 0444. */
+static void fill_file_attr(fs *f, const node *n, uint64_t size, struct stat *st) {
+        pf_access access = { .open = true, .mode = 0444 };
+
+        if (n->format != &pf_format_closure && file_access(f, n, &access) < 0)
+                /* Not known (logged; e.g. an open file's item collected since):
+                 * root only, rather than fail a stat that needs no store. */
+                access = (pf_access) { .mode = 0400 };
+        fill_dir_attr(f, n->ino, st);
+        st->st_mode = S_IFREG | access.mode;
+        if (!access.open) {
+                st->st_uid = access.uid;
+                st->st_gid = access.gid;
+        }
+        st->st_nlink = 1;
+        st->st_size = (off_t) size;
+        st->st_blocks = (blkcnt_t) ((size + 511) / 512);
+        st->st_blksize = READ_CHUNK;
+}
+
 static int node_attr(fuse_req_t req, fs *f, const node *n, struct stat *st) {
         pf_plan *plan = NULL;
         int r;
@@ -216,12 +247,7 @@ static int node_attr(fuse_req_t req, fs *f, const node *n, struct stat *st) {
         r = file_plan(req, f, n, &plan);
         if (r < 0)
                 return r;
-        fill_dir_attr(f, n->ino, st);
-        st->st_mode = S_IFREG | 0444;
-        st->st_nlink = 1;
-        st->st_size = (off_t) pf_plan_size(plan);
-        st->st_blocks = (blkcnt_t) ((pf_plan_size(plan) + 511) / 512);
-        st->st_blksize = READ_CHUNK;
+        fill_file_attr(f, n, pf_plan_size(plan), st);
         pf_plan_unref(plan);
         return 0;
 }
@@ -336,10 +362,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         }
         /* An open file answers from its own plan (the snapshot it reads). */
         if (fi && fi->fh && n->kind == NODE_FILE) {
-                fill_dir_attr(f, ino, &st);
-                st.st_mode = S_IFREG | 0444;
-                st.st_nlink = 1;
-                st.st_size = (off_t) pf_plan_size((pf_plan *) (uintptr_t) fi->fh);
+                fill_file_attr(f, n, pf_plan_size((pf_plan *) (uintptr_t) fi->fh), &st);
                 fuse_reply_attr(req, &st, ATTR_TIMEOUT);
                 return;
         }

@@ -35,6 +35,7 @@ typedef struct plan_slot {
 typedef struct closure_slot {
         pf_closure *closure;
         uint64_t last_use;
+        pf_access access;       /* who may read its packs; mode 0 until known */
 } closure_slot;
 
 struct pf_packs {
@@ -178,6 +179,7 @@ static int get_closure(pf_packs *p, const char *item, pf_closure **ret) {
         pthread_mutex_lock(&p->lock);
         pf_closure_unref(victim->closure);
         victim->closure = pf_closure_ref(c);
+        victim->access = (pf_access) {};
         victim->last_use = ++p->use_clock;
         pthread_mutex_unlock(&p->lock);
         *ret = c;
@@ -493,4 +495,44 @@ int pf_packs_stream(pf_packs *p, const char *view, const char *item, const pf_fo
         if (!format->stream)
                 return -EOPNOTSUPP;
         return with_view(p, view, item, stream_in_view, &(stream_request) { .format = format, .fd = fd });
+}
+
+/* The slot holding C, if it is still cached. Called with the lock held. */
+static closure_slot *slot_of_locked(pf_packs *p, const pf_closure *c) {
+        for (size_t i = 0; i < CLOSURE_CACHE_SIZE; i++)
+                if (p->closures[i].closure == c)
+                        return &p->closures[i];
+        return NULL;
+}
+
+int pf_packs_access(pf_packs *p, const char *view, const char *item, pf_access *ret) {
+        pf_closure *closure = NULL;
+        closure_slot *s;
+        pf_access a = {};
+        int r;
+
+        r = get_closure(p, item, &closure);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&p->lock);
+        s = slot_of_locked(p, closure);
+        if (s)
+                a = s->access;
+        pthread_mutex_unlock(&p->lock);
+        /* Two threads may both compute it: the same answer, and rare. */
+        if (a.mode == 0) {
+                r = pf_access_closure(p->cache, closure, &a);
+                if (r >= 0) {
+                        pthread_mutex_lock(&p->lock);
+                        s = slot_of_locked(p, closure);
+                        if (s)
+                                s->access = a;
+                        pthread_mutex_unlock(&p->lock);
+                }
+        }
+        pf_closure_unref(closure);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot tell who may read its packs", view);
+        *ret = a;
+        return 0;
 }

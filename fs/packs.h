@@ -20,6 +20,7 @@
  */
 #pragma once
 
+#include "packfs/access.h"
 #include "packfs/cache.h"
 #include "packfs/config.h"
 #include "packfs/format.h"
@@ -72,3 +73,7 @@ int pf_packs_ready(pf_packs *p, const char *view, const char *item, const pf_for
 /* Writes FORMAT for VIEW to FD as it is made (formats with a stream function;
  * -EOPNOTSUPP otherwise). */
 int pf_packs_stream(pf_packs *p, const char *view, const char *item, const pf_format *format, int fd);
+/* Who may read the packs of VIEW whose item is ITEM (access.h): kept with the
+ * closure in memory, else the cache's record, else computed from the store
+ * (and recorded). Never plans a pack, so a cached pack's stat stays cheap. */
+int pf_packs_access(pf_packs *p, const char *view, const char *item, pf_access *ret);

@@ -182,7 +182,7 @@ static int summarize_items(pf_cache *cache, const pf_closure_item *items, size_t
         }
         pf_walk_batch_free(batch);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot tell who may read its packs", closure->root);
+                return r;
         if (n_walked > 0)
                 log_info("%s: walked %zu of %zu store items to tell who may read its packs", closure->root, n_walked,
                          closure->n_items);

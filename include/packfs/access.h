@@ -45,8 +45,8 @@ typedef struct pf_access {
 } pf_access;
 
 /* Who may read the packs of CLOSURE. CACHE may be NULL: everything is walked
- * and nothing recorded. Returns 0, or a walk's negative errno (logged, naming
- * the item); *RET is written on success only. */
+ * and nothing recorded. Returns 0, or a walk's negative errno (the walk logged
+ * the file); *RET is written on success only. */
 int pf_access_closure(pf_cache *cache, const pf_closure *closure, pf_access *ret);
 
 /* Exposed for tests: the keys of an item's and a closure's records. */

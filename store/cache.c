@@ -139,6 +139,7 @@ int pf_cache_parse_size(const char *s, uint64_t *ret) {
         return 0;
 }
 
+/* Makes PATH with MODE, and its missing parents with 0755. */
 static int mkdir_p(const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
 
@@ -147,7 +148,7 @@ static int mkdir_p(const char *path, mode_t mode) {
         for (char *s = p + 1; *s; s++)
                 if (*s == '/') {
                         *s = 0;
-                        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
                                 return negative_errno();
                         *s = '/';
                 }
@@ -214,6 +215,18 @@ static int upgrade_jobs(sqlite3 *db) {
                             "ALTER TABLE jobs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;");
 }
 
+/* The index names every pack's closure: created 0600 here, as SQLite would
+ * make it 0644 (its -wal and -shm files take the index's mode). One a packfs
+ * made 0644 before is tightened (if ours). Best effort: the cache directory
+ * itself is 0700 (make_private()). */
+static void index_make_private(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        struct stat st;
+
+        if (fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 077) && st.st_uid == geteuid())
+                (void) fchmod(fd, 0600);
+}
+
 int pf_cache_connect(pf_cache *c) {
         _cleanup_free_ char *path = NULL;
         int r;
@@ -222,6 +235,7 @@ int pf_cache_connect(pf_cache *c) {
                 return 0;
         if (asprintf(&path, "%s/index.sqlite", c->dir) < 0)
                 return -ENOMEM;
+        index_make_private(path);
         r = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (r != SQLITE_OK) {
                 log_error("cache index %s: %s", path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(r));
@@ -321,6 +335,47 @@ static int start_over(pf_cache *c) {
         return pf_cache_connect(c);
 }
 
+/* Makes NAME (under the cache) MODE if it exists; best effort. */
+static void chmod_in(pf_cache *c, const char *name, mode_t mode) {
+        _cleanup_free_ char *path = NULL;
+
+        if (asprintf(&path, "%s/%s", c->dir, name) >= 0)
+                (void) chmod(path, mode);
+}
+
+/* The cache holds packs of closures others may not read (access.h): only its
+ * owner gets in. A cache packfs made before (0755) is tightened once, with
+ * what it holds; one of another user's is theirs to mind. */
+static void make_private(pf_cache *c) {
+        static const char *const index_files[] = { "index.sqlite", "index.sqlite-wal", "index.sqlite-shm" };
+        _cleanup_free_ char *objects = NULL;
+        struct stat st;
+        DIR *d;
+
+        if (stat(c->dir, &st) < 0 || !(st.st_mode & 077))
+                return;
+        if (st.st_uid != geteuid()) {
+                log_warning("cache %s: mode %04o and not ours (uid %u): left as it is, though others may read it",
+                            c->dir, (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid);
+                return;
+        }
+        if (chmod(c->dir, 0700) < 0) {
+                log_warning_errno(negative_errno(), "cache %s: cannot make it private", c->dir);
+                return;
+        }
+        log_info("cache %s: was mode %04o, now 0700: it holds packs others may not read", c->dir,
+                 (unsigned) (st.st_mode & 07777));
+        for (size_t i = 0; i < ELEMENTSOF(index_files); i++)
+                chmod_in(c, index_files[i], 0600);
+        chmod_in(c, "objects", 0700);
+        if (asprintf(&objects, "%s/objects", c->dir) < 0 || !(d = opendir(objects)))
+                return;
+        for (struct dirent *de; (de = readdir(d));)
+                if (de->d_name[0] != '.' && strlen(de->d_name) == 2)
+                        (void) fchmodat(dirfd(d), de->d_name, 0700, 0);
+        closedir(d);
+}
+
 static void drop_dead_jobs(pf_cache *c) {
         sqlite3_stmt *st;
         long pids[64];
@@ -356,9 +411,10 @@ int pf_cache_open(const char *dir, uint64_t max_bytes, const char *owner, pf_cac
         }
         for (size_t n = strlen(c->dir); n > 1 && c->dir[n - 1] == '/'; n--)
                 c->dir[n - 1] = 0;
-        r = mkdir_p(c->dir, 0755);
+        r = mkdir_p(c->dir, 0700);
         if (r >= 0) {
-                r = asprintf(&sub, "%s/objects", c->dir) < 0 ? -ENOMEM : mkdir_p(sub, 0755);
+                make_private(c);
+                r = asprintf(&sub, "%s/objects", c->dir) < 0 ? -ENOMEM : mkdir_p(sub, 0700);
                 free(sub);
                 sub = NULL;
         }
@@ -699,6 +755,7 @@ int pf_cache_writer_new(pf_cache *c, const uint8_t key[32], pf_cache_writer **re
                         free(w);
                         return -ENOMEM;
                 }
+                /* 0600, kept through the rename: the object is private. */
                 w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
                 if (w->fd < 0) {
                         int r = negative_errno();
@@ -769,7 +826,7 @@ int pf_cache_writer_commit(pf_cache_writer *w, pf_cache_object *ret) {
 
         object_path(c, w->key, path, sizeof(path));
         *strrchr(path, '/') = 0;
-        if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
                 r = log_error_errno(negative_errno(), "cache: %s", path);
                 goto fail;
         }

@@ -11,6 +11,11 @@
  * Keys are digests the caller derives from everything the bytes depend on, so an
  * object is never stale: a different input is a different key.
  *
+ * Privacy: it holds packs of closures others may not read (access.h), so DIR
+ * and its directories are 0700, objects and the index 0600, whatever the umask.
+ * A DIR of ours that others may enter (made 0755 by an older packfs) is made
+ * so when opened, with a log line; another user's is left alone, with a warning.
+ *
  * Durability: an object is written to tmp/, fsynced, and renamed into objects/
  * (never over an existing one), then indexed. An interrupted write leaves only a
  * tmp/ file, removed when the cache is next opened once its writer is dead; it is

@@ -3,6 +3,7 @@
  * keys, and the cache (commit, lookup, pins, eviction, interrupted writes). */
 #include <check.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -591,6 +592,56 @@ START_TEST(test_cache_jobs_and_sizes) {
 }
 END_TEST
 
+/* Every file and directory under the cache is its owner's alone. */
+static int check_private(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        ck_assert_msg(!(st->st_mode & 077), "%s: mode %04o", path, (unsigned) (st->st_mode & 07777));
+        return 0;
+}
+
+static void check_cache_private(void) {
+        char dir[PATH_MAX + 8];
+
+        snprintf(dir, sizeof(dir), "%s/cache", tmp);
+        ck_assert_int_eq(nftw(dir, check_private, 16, FTW_PHYS), 0);
+}
+
+START_TEST(test_cache_private) {
+        char path[PATH_MAX + 64];
+        mode_t saved = umask(0); /* the modes are the cache's own, not the umask's */
+        pf_cache *c = cache_open(UINT64_MAX);
+        pf_cache_object o;
+        uint8_t key[32] = { 7 };
+        struct stat st;
+
+        /* Packs of closures others may not read go there (access.h). */
+        put(c, 1, 1000, &o);
+        release(c, 1, &o);
+        ck_assert_int_eq(pf_cache_record_put(c, key, "r", 1), 0);
+        snprintf(path, sizeof(path), "%s/cache/index.sqlite-wal", tmp);
+        ck_assert_int_eq(stat(path, &st), 0);
+        check_cache_private();
+        pf_cache_free(c);
+
+        /* A cache made before (0755 directories, a 0644 index) is tightened
+         * when opened, what it holds included. (The last close removed the
+         * -wal file: an empty one is a WAL without frames.) */
+        snprintf(path, sizeof(path), "%s/cache/index.sqlite-wal", tmp);
+        ck_assert_int_eq(close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+        static const char *const loose[][2] = { { "", "755" }, { "/objects", "755" }, { "/objects/01", "755" },
+                                                { "/index.sqlite", "644" }, { "/index.sqlite-wal", "644" } };
+        for (size_t i = 0; i < ELEMENTSOF(loose); i++) {
+                snprintf(path, sizeof(path), "%s/cache%s", tmp, loose[i][0]);
+                ck_assert_int_eq(chmod(path, (mode_t) strtoul(loose[i][1], NULL, 8)), 0);
+        }
+        c = cache_open(UINT64_MAX);
+        check_cache_private();
+        ck_assert_int_eq(acquire_one(c, 1, &o), 1);
+        release(c, 1, &o);
+        pf_cache_free(c);
+        umask(saved);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("compressed");
         TCase *tc = tcase_create("core");
@@ -609,6 +660,7 @@ int main(void) {
         tcase_add_test(tc, test_cache_out_of_descriptors);
         tcase_add_test(tc, test_cache_interrupted);
         tcase_add_test(tc, test_cache_jobs_and_sizes);
+        tcase_add_test(tc, test_cache_private);
         suite_add_tcase(s, tc);
         return run_suite(s);
 }

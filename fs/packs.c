@@ -513,7 +513,7 @@ int pf_packs_access(pf_packs *p, const char *view, const char *item, pf_access *
 
         r = get_closure(p, item, &closure);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "%s: cannot tell who may read its packs", view);
         pthread_mutex_lock(&p->lock);
         s = slot_of_locked(p, closure);
         if (s)

@@ -3,13 +3,20 @@
 #pragma once
 
 #include <check.h>
+#include <gcrypt.h>
 #include <stdlib.h>
 
 /* Runs suite S (with the test cases added to it) and frees it; returns the
- * process's exit status. */
+ * process's exit status. libgcrypt is initialised first, as packfs's main()
+ * does: a test whose first digest is taken in a worker thread (walk batches)
+ * would otherwise race libgcrypt's lazy start-up. */
 static inline int run_suite(Suite *s) {
-        SRunner *sr = srunner_create(s);
+        SRunner *sr;
         int failed;
+
+        gcry_check_version(NULL);
+        gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+        sr = srunner_create(s);
 
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);

@@ -389,11 +389,6 @@ int main(void) {
         Suite *s = suite_create("access");
         TCase *tc = tcase_create("core");
 
-        /* As packfs's main() does: the batch's walker threads would otherwise
-         * race to initialise libgcrypt on first use. */
-        gcry_check_version(NULL);
-        gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-
         tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_open);

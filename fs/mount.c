@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +66,17 @@ typedef struct fs {
         int ready_fd;           /* daemon: tells the waiting parent INIT went through; -1 after */
         unsigned max_read;      /* -o max_read=N, which op_init must repeat to libfuse */
         bool list_all;          /* --list all: views list files not encoded yet too */
-        /* Guards the inode table (buckets, nodes, n_nodes). Nodes are never freed
-         * before unmount, so a node pointer stays valid after the lock is dropped. */
+        /* Guards the inode table (buckets, nodes, n_nodes), peak and
+         * stopping. Nodes are never freed before unmount, so a node pointer
+         * stays valid after the lock is dropped. */
         pthread_mutex_t lock;
         node *buckets[INODE_BUCKETS];
         node **nodes;           /* by ino - 1 */
         size_t n_nodes, allocated;
+        size_t peak;            /* the most nodes there ever were */
+        bool stopping;          /* unmounted: the SIGUSR1 thread ends */
+        pthread_t usr1_thread;  /* owned by pf_mount_run, which joins it */
+        bool usr1_running;
 } fs;
 
 static void raise_readahead(void);
@@ -124,6 +130,7 @@ static node *intern_node(fs *f, enum node_kind kind, const char *path, const cha
         n->format = format;
         n->ino = f->n_nodes + 1;
         f->nodes[f->n_nodes++] = n;
+        f->peak = MAX(f->peak, f->n_nodes);
         n->hash_next = f->buckets[h];
         f->buckets[h] = n;
 out:
@@ -683,6 +690,69 @@ static void raise_readahead(void) {
                 fprintf(fp, "%d\n", READ_CHUNK / 1024);
 }
 
+/* The resident set size in bytes, from /proc/self/statm; 0 if unknown. */
+static uint64_t rss_bytes(void) {
+        _cleanup_fclose_ FILE *fp = fopen("/proc/self/statm", "re");
+        unsigned long long size, resident;
+        long page = sysconf(_SC_PAGESIZE);
+
+        if (!fp || page <= 0 || fscanf(fp, "%llu %llu", &size, &resident) != 2)
+                return 0;
+        return (uint64_t) resident * (uint64_t) page;
+}
+
+/* SIGUSR1 asks for one log line on the inode table, for admins and tests:
+ * "MOUNTPOINT: N inodes (peak P), RSS X MiB". The signal is blocked in every
+ * thread (pf_mount_run blocks it before it makes any) and taken here by
+ * sigwait(), so the line is written by an ordinary thread, never from a
+ * signal handler. pf_mount_run ends the thread by setting f->stopping and
+ * sending SIGUSR1 to it alone. */
+static void *usr1_thread(void *userdata) {
+        fs *f = userdata;
+        sigset_t set;
+        size_t n_nodes, peak;
+        bool stopping;
+        int sig;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        for (;;) {
+                if (sigwait(&set, &sig) != 0)
+                        continue;
+                pthread_mutex_lock(&f->lock);
+                stopping = f->stopping;
+                n_nodes = f->n_nodes;
+                peak = f->peak;
+                pthread_mutex_unlock(&f->lock);
+                if (stopping)
+                        return NULL;
+                log_info("%s: %zu inodes (peak %zu), RSS %.1f MiB", f->mountpoint, n_nodes, peak,
+                         (double) rss_bytes() / (1024 * 1024));
+        }
+}
+
+/* Best effort: the mount serves without it. */
+static void usr1_start(fs *f) {
+        int r = -pthread_create(&f->usr1_thread, NULL, usr1_thread, f);
+
+        if (r < 0) {
+                log_warning_errno(r, "%s: no SIGUSR1 thread", f->mountpoint);
+                return;
+        }
+        f->usr1_running = true;
+}
+
+static void usr1_stop(fs *f) {
+        if (!f->usr1_running)
+                return;
+        pthread_mutex_lock(&f->lock);
+        f->stopping = true;
+        pthread_mutex_unlock(&f->lock);
+        pthread_kill(f->usr1_thread, SIGUSR1);
+        pthread_join(f->usr1_thread, NULL);
+        f->usr1_running = false;
+}
+
 /* Unlike fuse_daemonize(), the parent waits until the kernel's INIT went
  * through, so an option libfuse only refuses then (max_read=...) is an error
  * and a non-zero exit, not a silent exit 0 with nothing mounted. The daemon
@@ -748,7 +818,16 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         pf_prepare *prepare = NULL;
         fs f = { .packs = packs, .uid = getuid(), .gid = getgid(), .mountpoint = mountpoint, .ready_fd = -1,
                  .readahead_once = PTHREAD_ONCE_INIT, .list_all = list_all };
+        sigset_t usr1;
         int r = -EIO;
+
+        /* Before any thread is made (workers, preparing, the SIGUSR1 thread):
+         * a thread made later inherits the mask, so only usr1_thread() takes
+         * the signal. It stays blocked after we return: one that comes late
+         * stays pending rather than killing a process on its way out. */
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 
         readahead_fs = &f;
         pthread_mutex_init(&f.lock, NULL);
@@ -808,6 +887,7 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
                 log_info("serving %s", mountpoint);
         /* After daemonize(): threads do not survive fork(). Preparing is an
          * extra: the mount serves without it. */
+        usr1_start(&f);
         (void) pf_prepare_start(packs, &prepare);
 
         loop = fuse_loop_cfg_create();
@@ -822,6 +902,7 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         fuse_loop_cfg_destroy(loop);
         log_info("unmounted %s", mountpoint);
 out_unmount:
+        usr1_stop(&f);
         pf_prepare_stop(prepare);
         fuse_session_unmount(se);
 out_signals:

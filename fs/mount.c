@@ -7,17 +7,21 @@
  *   /<profile>/               a view: one file per format
  *   /.store/<hash>-<name>/    a view over one store item
  *
- * Inodes are interned by key and live as long as the mount (lookup counts are
- * not needed to free anything). A pack file's key includes the store item its
- * view resolved to, so a profile switched to a new generation gets a new inode:
- * an inode's bytes never change, which is what makes keep_cache safe, and an open
- * file keeps the plan (snapshot) it was opened on.
+ * Inodes are interned by key and freed when the kernel forgets them (see
+ * struct node); their numbers are never reused. A pack file's key includes the
+ * store item its view resolved to, so a profile switched to a new generation
+ * gets a new inode: an inode's bytes never change, which is what makes
+ * keep_cache safe, and an open file keeps the plan (snapshot) it was opened on.
+ * An open file's handle holds that plan, not its node: read and release never
+ * look a node up, and getattr on an open file takes its own reference.
  */
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,7 +42,9 @@
 #define ATTR_TIMEOUT 1.0
 #define READ_CHUNK (1024 * 1024)
 #define MAX_WORKERS 16
-#define INODE_BUCKETS 4096
+#define TABLE_MIN_BUCKETS 256
+/* Below this many nodes at its peak, a shrinking table is not worth a trim. */
+#define TRIM_MIN_PEAK 1024
 
 enum node_kind {
         NODE_ROOT,
@@ -48,13 +54,35 @@ enum node_kind {
         NODE_FILE,              /* a pack in a view */
 };
 
+/* The two indexes over the nodes: by key, to intern; by ino, for requests. */
+enum { BY_KEY, BY_INO, N_TABLES };
+
+struct fs;
+
+/*
+ * One inode the kernel may know of.
+ *
+ * Identity (ino, kind, path, item, format) is set before the node is put in
+ * the tables and never changes: whoever holds a reference reads it unlocked.
+ *
+ * Lifetime: nlookup is the kernel's count (one per successful
+ * fuse_reply_entry(), given back by FORGET); refs counts the request handlers
+ * using the node right now (get_node() and intern_node() take one, node_put()
+ * drops it). When both are 0 the node leaves the tables and is freed, by
+ * whichever of FORGET or node_put() brought the second to 0. The root is never
+ * freed. nlookup, refs and next[] are guarded by fs.lock.
+ */
 typedef struct node {
         fuse_ino_t ino;
         enum node_kind kind;
-        char *path;             /* mount-relative: "" for the root, "demo", "demo/pack.tar" */
-        char *item;             /* NODE_FILE: the store item its view resolved to */
+        const char *path;       /* mount-relative: "" for the root, "demo", "demo/pack.tar"; in key[] */
+        const char *item;       /* NODE_FILE: the store item its view resolved to; in key[] */
         const pf_format *format;/* NODE_FILE */
-        struct node *hash_next;
+        struct fs *fs;          /* the table it is in, for node_put() */
+        uint64_t nlookup;       /* fs.lock */
+        unsigned refs;          /* fs.lock */
+        struct node *next[N_TABLES];    /* fs.lock: chains of fs.buckets[] */
+        char key[];             /* path and item, each NUL-terminated: one allocation */
 } node;
 
 typedef struct fs {
@@ -66,14 +94,18 @@ typedef struct fs {
         int ready_fd;           /* daemon: tells the waiting parent INIT went through; -1 after */
         unsigned max_read;      /* -o max_read=N, which op_init must repeat to libfuse */
         bool list_all;          /* --list all: views list files not encoded yet too */
-        /* Guards the inode table (buckets, nodes, n_nodes), peak and
-         * stopping. Nodes are never freed before unmount, so a node pointer
-         * stays valid after the lock is dropped. */
+        /* Guards the node tables and counters below, each node's nlookup, refs
+         * and next[] (see struct node), and stopping. Held for table work
+         * only: never across a reply or a call into pf_packs. */
         pthread_mutex_t lock;
-        node *buckets[INODE_BUCKETS];
-        node **nodes;           /* by ino - 1 */
-        size_t n_nodes, allocated;
+        node **buckets[N_TABLES];       /* chained hash tables, n_buckets each */
+        size_t n_buckets;       /* a power of two; doubled past one node a bucket */
+        /* Never reused, so an ino the kernel still holds (a FORGET in flight,
+         * a stale handle) never names another node. */
+        fuse_ino_t next_ino;
+        size_t n_nodes;
         size_t peak;            /* the most nodes there ever were */
+        size_t trim_peak;       /* the most nodes since memory was last given back */
         bool stopping;          /* unmounted: the SIGUSR1 thread ends */
         pthread_t usr1_thread;  /* owned by pf_mount_run, which joins it */
         bool usr1_running;
@@ -87,65 +119,280 @@ static fs *fs_of(fuse_req_t req) {
         return f;
 }
 
-static size_t key_hash(enum node_kind kind, const char *path, const char *item) {
-        size_t h = 5381 + kind;
+/* The key's hash, mixed (murmur3's finalizer) so that its low bits, the
+ * bucket, depend on every character. */
+static uint64_t key_hash(enum node_kind kind, const char *path, const char *item) {
+        uint64_t h = 5381 + kind;
         for (const char *p = path; *p; p++)
                 h = h * 33 + (unsigned char) *p;
         if (item)
                 for (const char *p = item; *p; p++)
                         h = h * 33 + (unsigned char) *p;
-        return h % INODE_BUCKETS;
+        h ^= h >> 33;
+        h *= UINT64_C(0xff51afd7ed558ccd);
+        h ^= h >> 33;
+        return h;
 }
 
-/* Returns the node for (KIND, PATH, ITEM), creating it; NULL on ENOMEM. */
+static uint64_t node_hash(const node *n, int table) {
+        /* Inos are consecutive: they spread over the buckets as they are. */
+        return table == BY_KEY ? key_hash(n->kind, n->path, n->item) : n->ino;
+}
+
+static node **bucket_locked(fs *f, int table, uint64_t h) {
+        return &f->buckets[table][h & (f->n_buckets - 1)];
+}
+
+/* Moves every node into N_BUCKETS buckets. On ENOMEM the tables stay as they
+ * were: longer chains, nothing lost. */
+static void tables_resize_locked(fs *f, size_t n_buckets) {
+        node **b[N_TABLES] = {};
+
+        for (int t = 0; t < N_TABLES; t++) {
+                b[t] = calloc(n_buckets, sizeof(node *));
+                if (!b[t]) {
+                        for (int u = 0; u < t; u++)
+                                free(b[u]);
+                        return;
+                }
+        }
+        for (int t = 0; t < N_TABLES; t++) {
+                for (size_t i = 0; i < f->n_buckets; i++)
+                        for (node *n = f->buckets[t][i], *next; n; n = next) {
+                                node **d = &b[t][node_hash(n, t) & (n_buckets - 1)];
+                                next = n->next[t];
+                                n->next[t] = *d;
+                                *d = n;
+                        }
+                free(f->buckets[t]);
+                f->buckets[t] = b[t];
+        }
+        f->n_buckets = n_buckets;
+}
+
+static int tables_init(fs *f) {
+        for (int t = 0; t < N_TABLES; t++) {
+                f->buckets[t] = calloc(TABLE_MIN_BUCKETS, sizeof(node *));
+                if (!f->buckets[t])
+                        return -ENOMEM;
+        }
+        f->n_buckets = TABLE_MIN_BUCKETS;
+        f->next_ino = FUSE_ROOT_ID;
+        return 0;
+}
+
+/* Frees every node, whatever its counts: the mount is gone. */
+static void tables_free(fs *f) {
+        if (f->buckets[BY_INO])
+                for (size_t i = 0; i < f->n_buckets; i++)
+                        for (node *n = f->buckets[BY_INO][i], *next; n; n = next) {
+                                next = n->next[BY_INO];
+                                free(n);
+                        }
+        for (int t = 0; t < N_TABLES; t++)
+                free(f->buckets[t]);
+}
+
+static node *find_by_key_locked(fs *f, uint64_t h, enum node_kind kind, const char *path, const char *item) {
+        for (node *n = *bucket_locked(f, BY_KEY, h); n; n = n->next[BY_KEY])
+                if (n->kind == kind && !strcmp(n->path, path) && (!item || !strcmp(n->item, item)))
+                        return n;
+        return NULL;
+}
+
+static node *find_by_ino_locked(fs *f, fuse_ino_t ino) {
+        for (node *n = *bucket_locked(f, BY_INO, ino); n; n = n->next[BY_INO])
+                if (n->ino == ino)
+                        return n;
+        return NULL;
+}
+
+/* A new node, in no table yet; NULL on ENOMEM. Freed with free(). */
+static node *node_new(fs *f, enum node_kind kind, const char *path, const char *item, const pf_format *format) {
+        size_t lp = strlen(path) + 1, li = item ? strlen(item) + 1 : 0;
+        node *n = calloc(1, sizeof(*n) + lp + li);
+
+        if (!n)
+                return NULL;
+        n->kind = kind;
+        n->format = format;
+        n->fs = f;
+        n->path = memcpy(n->key, path, lp);
+        n->item = item ? memcpy(n->key + lp, item, li) : NULL;
+        return n;
+}
+
+/* Numbers N, whose key hashes to H, and puts it in both tables. */
+static void node_insert_locked(fs *f, node *n, uint64_t h) {
+        n->ino = f->next_ino++;
+        for (int t = 0; t < N_TABLES; t++) {
+                node **b = bucket_locked(f, t, t == BY_KEY ? h : n->ino);
+                n->next[t] = *b;
+                *b = n;
+        }
+        f->n_nodes++;
+        f->peak = MAX(f->peak, f->n_nodes);
+        f->trim_peak = MAX(f->trim_peak, f->n_nodes);
+        if (f->n_nodes > f->n_buckets)
+                tables_resize_locked(f, f->n_buckets * 2);
+}
+
+/* Returns the node for (KIND, PATH, ITEM), creating it, with a reference for
+ * the caller (node_put() it); NULL on ENOMEM. */
 static node *intern_node(fs *f, enum node_kind kind, const char *path, const char *item, const pf_format *format) {
-        size_t h = key_hash(kind, path, item);
+        uint64_t h = key_hash(kind, path, item);
         node *n;
 
         pthread_mutex_lock(&f->lock);
-        for (n = f->buckets[h]; n; n = n->hash_next)
-                if (n->kind == kind && !strcmp(n->path, path) && (!item || !strcmp(n->item, item)))
+        n = find_by_key_locked(f, h, kind, path, item);
+        if (!n) {
+                n = node_new(f, kind, path, item, format);
+                if (!n)
                         goto out;
-        if (f->n_nodes == f->allocated) {
-                size_t na = f->allocated ? f->allocated * 2 : 256;
-                node **v = reallocarray(f->nodes, na, sizeof(*v));
-                if (!v)
-                        goto out;
-                f->nodes = v;
-                f->allocated = na;
+                node_insert_locked(f, n, h);
         }
-        n = calloc(1, sizeof(*n));
-        if (!n)
-                goto out;
-        n->path = strdup(path);
-        n->item = item ? strdup(item) : NULL;
-        if (!n->path || (item && !n->item)) {
-                free(n->path);
-                free(n->item);
-                free(n);
-                n = NULL;
-                goto out;
-        }
-        n->kind = kind;
-        n->format = format;
-        n->ino = f->n_nodes + 1;
-        f->nodes[f->n_nodes++] = n;
-        f->peak = MAX(f->peak, f->n_nodes);
-        n->hash_next = f->buckets[h];
-        f->buckets[h] = n;
+        n->refs++;
 out:
         pthread_mutex_unlock(&f->lock);
         return n;
 }
 
+/* The tables, holding the root: FUSE_ROOT_ID, known to the kernel without a
+ * lookup (its count there starts at 1), and never freed. Before any thread. */
+static int root_init(fs *f) {
+        node *root;
+        int r = tables_init(f);
+
+        if (r < 0)
+                return r;
+        root = node_new(f, NODE_ROOT, "", NULL, NULL);
+        if (!root)
+                return -ENOMEM;
+        node_insert_locked(f, root, key_hash(NODE_ROOT, "", NULL));
+        root->nlookup = 1;
+        assert(root->ino == FUSE_ROOT_ID);
+        return 0;
+}
+
+/* The node numbered INO, with a reference for the caller (node_put() it); NULL
+ * for an ino the kernel was never given or has forgotten. */
 static node *get_node(fs *f, fuse_ino_t ino) {
-        node *n = NULL;
+        node *n;
 
         pthread_mutex_lock(&f->lock);
-        if (ino >= 1 && ino <= f->n_nodes)
-                n = f->nodes[ino - 1];
+        n = find_by_ino_locked(f, ino);
+        if (n)
+                n->refs++;
         pthread_mutex_unlock(&f->lock);
         return n;
+}
+
+/* If nothing uses N any more (no kernel lookup, no handler), takes it out of
+ * the tables and onto *DEAD (chained through next[BY_KEY]), to be freed once
+ * the lock is dropped. */
+static void node_release_locked(fs *f, node *n, node **dead) {
+        node **p;
+
+        if (n->nlookup > 0 || n->refs > 0 || n->ino == FUSE_ROOT_ID)
+                return;
+        for (int t = 0; t < N_TABLES; t++) {
+                for (p = bucket_locked(f, t, node_hash(n, t)); *p != n; p = &(*p)->next[t])
+                        ;
+                *p = n->next[t];
+        }
+        f->n_nodes--;
+        n->next[BY_KEY] = *dead;
+        *dead = n;
+}
+
+/* Drops the lock taken by the caller and frees DEAD, the nodes
+ * node_release_locked() took out while it was held. */
+static void unlock_and_free(fs *f, node *dead) {
+        pthread_mutex_unlock(&f->lock);
+        while (dead) {
+                node *next = dead->next[BY_KEY];
+                free(dead);
+                dead = next;
+        }
+}
+
+/* Ends a handler's use of N (from get_node() or intern_node()); NULL is fine. */
+static void node_put(node *n) {
+        node *dead = NULL;
+        fs *f;
+
+        if (!n)
+                return;
+        f = n->fs;
+        pthread_mutex_lock(&f->lock);
+        assert(n->refs > 0);
+        n->refs--;
+        node_release_locked(f, n, &dead);
+        unlock_and_free(f, dead);
+}
+
+static void node_putp(node **n) {
+        node_put(*n);
+}
+
+/* The kernel got N in a lookup reply: counted before the reply goes, since a
+ * FORGET for it may come the moment it has. */
+static void node_lookup_count(node *n) {
+        pthread_mutex_lock(&n->fs->lock);
+        n->nlookup++;
+        pthread_mutex_unlock(&n->fs->lock);
+}
+
+/* Takes NLOOKUP from INO's lookup count and puts it on *DEAD if that was its
+ * last use. */
+static void forget_locked(fs *f, fuse_ino_t ino, uint64_t nlookup, node **dead) {
+        node *n = find_by_ino_locked(f, ino);
+
+        if (!n)
+                return;
+        if (nlookup > n->nlookup) {
+                /* Only the root may: the kernel's count of it starts at 1 without a
+                 * lookup. Anything else is our bug; do not underflow over it. */
+                if (n->ino != FUSE_ROOT_ID)
+                        log_warning("inode %" PRIu64 " (%s): the kernel forgets more than it looked up (%" PRIu64
+                                    " > %" PRIu64 ")", (uint64_t) ino, n->path, nlookup, n->nlookup);
+                nlookup = n->nlookup;
+        }
+        n->nlookup -= nlookup;
+        node_release_locked(f, n, dead);
+}
+
+/* Takes back a lookup count N's handler added for a reply that did not go. */
+static void node_forget(node *n, uint64_t nlookup) {
+        node *dead = NULL;
+        fs *f = n->fs;
+
+        pthread_mutex_lock(&f->lock);
+        forget_locked(f, n->ino, nlookup, &dead);
+        unlock_and_free(f, dead);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+        fs *f = fs_of(req);
+        node *dead = NULL;
+
+        pthread_mutex_lock(&f->lock);
+        forget_locked(f, ino, nlookup, &dead);
+        unlock_and_free(f, dead);
+        fuse_reply_none(req);
+}
+
+/* The kernel batches FORGETs when it drops many inodes at once (drop_caches,
+ * memory pressure): one lock for the batch. */
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+        fs *f = fs_of(req);
+        node *dead = NULL;
+
+        pthread_mutex_lock(&f->lock);
+        for (size_t i = 0; i < count; i++)
+                forget_locked(f, forgets[i].ino, forgets[i].nlookup, &dead);
+        unlock_and_free(f, dead);
+        fuse_reply_none(req);
 }
 
 static void fill_dir_attr(fs *f, fuse_ino_t ino, struct stat *st) {
@@ -339,7 +586,7 @@ static int lookup_child(fs *f, const node *parent, const char *name, node **ret)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
         fs *f = fs_of(req);
         struct fuse_entry_param e = { .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT };
-        node *p = get_node(f, parent), *n = NULL;
+        _cleanup_(node_putp) node *p = get_node(f, parent), *n = NULL;
         int r;
 
         if (!p) {
@@ -354,12 +601,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
                 return;
         }
         e.ino = n->ino;
-        fuse_reply_entry(req, &e);
+        node_lookup_count(n);
+        if (fuse_reply_entry(req, &e) != 0)
+                node_forget(n, 1); /* the kernel did not take it: the request was interrupted */
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         fs *f = fs_of(req);
-        node *n = get_node(f, ino);
+        _cleanup_(node_putp) node *n = get_node(f, ino);
         struct stat st;
         int r;
 
@@ -491,7 +740,7 @@ static int list_dir(fuse_req_t req, fs *f, const node *n, dir_buf *b) {
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         fs *f = fs_of(req);
-        node *n = get_node(f, ino);
+        _cleanup_(node_putp) node *n = get_node(f, ino);
         dir_buf *b;
         int r;
 
@@ -538,7 +787,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         fs *f = fs_of(req);
-        node *n = get_node(f, ino);
+        _cleanup_(node_putp) node *n = get_node(f, ino);
         pf_plan *plan = NULL;
         int r;
 
@@ -652,6 +901,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
 static const struct fuse_lowlevel_ops ops = {
         .init = op_init,
         .lookup = op_lookup,
+        .forget = op_forget,
+        .forget_multi = op_forget_multi,
         .getattr = op_getattr,
         .opendir = op_opendir,
         .readdir = op_readdir,
@@ -831,8 +1082,10 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
 
         readahead_fs = &f;
         pthread_mutex_init(&f.lock, NULL);
-        if (!intern_node(&f, NODE_ROOT, "", NULL, NULL))
-                return -ENOMEM;
+        r = root_init(&f);
+        if (r < 0)
+                goto out;
+        r = -EIO;
 
         if (fuse_opts) {
                 const char *m = strstr(fuse_opts, "max_read=");
@@ -911,12 +1164,7 @@ out_destroy:
         fuse_session_destroy(se);
 out:
         fuse_opt_free_args(&args);
-        for (size_t i = 0; i < f.n_nodes; i++) {
-                free(f.nodes[i]->path);
-                free(f.nodes[i]->item);
-                free(f.nodes[i]);
-        }
-        free(f.nodes);
+        tables_free(&f);
         pthread_mutex_destroy(&f.lock);
         return r;
 }

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -305,15 +306,39 @@ static void node_release_locked(fs *f, node *n, node **dead) {
         *dead = n;
 }
 
+/* True, once, when the table has fallen below half of its peak since the
+ * last time: the hash tables are shrunk to fit now, and the caller hands the
+ * freed heap back to the system (malloc_trim()) once the lock is dropped.
+ * glibc would otherwise keep the freed nodes' pages in its arenas for good: a
+ * mount that once looked at 50,000 paths would keep their megabytes. */
+static bool trim_due_locked(fs *f) {
+        size_t n_buckets = TABLE_MIN_BUCKETS;
+
+        if (f->trim_peak < TRIM_MIN_PEAK || f->n_nodes >= f->trim_peak / 2)
+                return false;
+        f->trim_peak = f->n_nodes;
+        while (n_buckets < f->n_nodes)
+                n_buckets *= 2;
+        if (n_buckets < f->n_buckets)
+                tables_resize_locked(f, n_buckets);
+        return true;
+}
+
 /* Drops the lock taken by the caller and frees DEAD, the nodes
- * node_release_locked() took out while it was held. */
+ * node_release_locked() took out while it was held; then gives memory back if
+ * the table shrank enough. */
 static void unlock_and_free(fs *f, node *dead) {
+        bool trim = dead && trim_due_locked(f);
+
         pthread_mutex_unlock(&f->lock);
         while (dead) {
                 node *next = dead->next[BY_KEY];
                 free(dead);
                 dead = next;
         }
+        /* Outside the lock: it walks every malloc arena. */
+        if (trim)
+                malloc_trim(0);
 }
 
 /* Ends a handler's use of N (from get_node() or intern_node()); NULL is fine. */

@@ -15,6 +15,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "packfs/background.h"
 #include "packfs/cancel.h"
 #include "packfs/codec.h"
 #include "packfs/hugemem.h"
@@ -23,6 +24,10 @@
 
 #define IO_BUFFER_SIZE (1024 * 1024)
 #define XZ_CANCEL_POLL_MS 100
+/* xz compresses about 1 MiB a second per core at -6: in the background its
+ * input goes in smaller pieces, so that pausing between them (background.h)
+ * pauses the compressor within ~50 ms. The bytes do not depend on it. */
+#define XZ_BACKGROUND_FEED (64 * 1024)
 
 /* Encoder contexts are kept per thread and reused for the next unit: a fresh
  * zstd or xz context per unit would allocate (and page-fault in) tens of MiB of
@@ -33,6 +38,10 @@ typedef struct thread_contexts {
         ZSTD_CCtx *zstd;
         lzma_stream xz;
         bool xz_used;
+        /* zstd's and xz's contexts run worker threads of their own, which take
+         * the priority of the thread that made them: made again when this
+         * thread goes to or leaves the background. */
+        bool background;
         uint8_t *in, *out;      /* IO_BUFFER_SIZE each, for xz and zstd */
         struct libdeflate_compressor *deflate;
         int deflate_level;
@@ -82,18 +91,35 @@ static void contexts_init(void) {
                 abort();
 }
 
+/* Drops the contexts that own threads (made again on next use). */
+static void contexts_drop_threaded(thread_contexts *t) {
+        ZSTD_freeCCtx(t->zstd);
+        t->zstd = NULL;
+        if (t->xz_used)
+                lzma_end(&t->xz);
+        t->xz = (lzma_stream) LZMA_STREAM_INIT;
+        t->xz.allocator = &xz_memory;
+        t->xz_used = false;
+}
+
 static thread_contexts *contexts(void) {
         thread_contexts *t;
 
         pthread_once(&contexts_once, contexts_init);
         t = pthread_getspecific(contexts_key);
-        if (t)
+        if (t) {
+                if (t->background != pf_background_current()) {
+                        contexts_drop_threaded(t);
+                        t->background = !t->background;
+                }
                 return t;
+        }
         t = calloc(1, sizeof(*t));
         if (!t)
                 return NULL;
         t->xz = (lzma_stream) LZMA_STREAM_INIT;
         t->xz.allocator = &xz_memory;
+        t->background = pf_background_current();
         /* Both buffers in one block: one huge page. */
         t->in = pf_hugemem_alloc(2 * IO_BUFFER_SIZE);
         if (!t->in) {
@@ -253,6 +279,7 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
         if (!t)
                 return -ENOMEM;
         uint8_t *in = t->in, *out = t->out;
+        size_t feed = t->background ? XZ_BACKGROUND_FEED : IO_BUFFER_SIZE;
         /* Initialising a used stream again reuses its memory and threads. */
         lzma_stream *sp = &t->xz;
         t->xz_used = true;
@@ -269,7 +296,7 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
                         goto out;
                 }
                 if (sp->avail_in == 0 && left > 0) {
-                        size_t n = (size_t) MIN(left, (uint64_t) IO_BUFFER_SIZE);
+                        size_t n = (size_t) MIN(left, (uint64_t) feed);
                         r = read(userdata, in, n);
                         if (r < 0)
                                 goto out;

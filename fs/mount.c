@@ -34,6 +34,7 @@
 
 #include "mount.h"
 #include "prepare.h"
+#include "packfs/background.h"
 #include "packfs/hugemem.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -463,6 +464,7 @@ static int file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret) {
 
         if (r < 0)
                 return r;
+        pf_background_note_foreground();
         fuse_req_interrupt_func(req, on_interrupt, &w);
         r = pf_packs_plan(f->packs, view, n->item, n->format, &w.waiter, ret);
         /* After this, libfuse calls on_interrupt no more (it holds the
@@ -898,6 +900,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
                 fuse_reply_err(req, ENOMEM);
                 return;
         }
+        /* Work done ahead of use pauses while readers read (background.h). */
+        pf_background_note_foreground();
         n = pf_plan_pread(plan, buf, size, (uint64_t) off);
         if (n < 0)
                 fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);

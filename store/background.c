@@ -3,9 +3,11 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "packfs/background.h"
+#include "packfs/cancel.h"
 #include "packfs/log.h"
 
 /* From linux/ioprio.h, which older libcs do not wrap. */
@@ -30,18 +32,43 @@ static void apply(bool background) {
                 log_debug("background: cannot change the I/O priority: %s", strerror(errno));
 }
 
+bool pf_background_current(void) {
+        /* Inherited state is unknown: look once. */
+        if (thread_background < 0)
+                thread_background = sched_getscheduler(0) == SCHED_IDLE;
+        return thread_background;
+}
+
 void pf_background_set(bool background) {
-        if (thread_background == (int) background)
+        if (pf_background_current() == background)
                 return;
-        if (thread_background < 0) {
-                /* Inherited state is unknown: look once. */
-                int policy = sched_getscheduler(0);
-                thread_background = policy == SCHED_IDLE;
-                if (thread_background == (int) background)
-                        return;
-        }
         apply(background);
         thread_background = background;
+}
+
+/* When a reader's request was last served (CLOCK_MONOTONIC_COARSE, ns). */
+static int64_t last_foreground_ns; /* atomic */
+
+static int64_t coarse_now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void pf_background_note_foreground(void) {
+        __atomic_store_n(&last_foreground_ns, coarse_now_ns(), __ATOMIC_RELAXED);
+}
+
+void pf_background_wait_quiet(void) {
+        const int64_t quiet = PF_BACKGROUND_QUIET_MS * 1000000LL;
+
+        while (!pf_cancel_requested()) {
+                int64_t since = coarse_now_ns() - __atomic_load_n(&last_foreground_ns, __ATOMIC_RELAXED);
+                if (since >= quiet)
+                        return;
+                struct timespec pause = { .tv_nsec = (long) (quiet - since) };
+                nanosleep(&pause, NULL);
+        }
 }
 
 void pf_background_follow(const bool *flag) {

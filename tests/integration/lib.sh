@@ -318,7 +318,12 @@ mount_packfs_daemon() {
 # (for background -f servers) or 0.
 unmount_packfs() {
         local mnt=$1 pid=${2:-} i rc=0
-        fusermount3 -u "$mnt" || umount "$mnt" || die "cannot unmount $mnt"
+        # A process that just closed a file of the mount may not be gone yet.
+        for ((i = 0; i < 30; i++)); do
+                fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null && break
+                sleep 0.1
+        done
+        ((i < 30)) || die "cannot unmount $mnt: $(fusermount3 -u "$mnt" 2>&1)"
         if [[ -n $pid ]]; then
                 for ((i = 0; i < 100; i++)); do
                         kill -0 "$pid" 2>/dev/null || break
@@ -359,6 +364,11 @@ T() {
                 # The trap first, and the sleep on /dev/null: a sleep orphaned by a
                 # TERM that came early must not hold the pipe of a $(T ...) open.
                 trap 'kill ${s:-} 2>/dev/null; exit 0' TERM
+                # Nor files of the mount the test opened on 3-9 (`exec 5<PACK`):
+                # a watchdog still exiting would make the next unmount EBUSY.
+                for fd in 3 4 5 6 7 8 9; do
+                        eval "exec $fd>&-"
+                done 2>/dev/null
                 sleep "$limit" >/dev/null 2>&1 &
                 s=$!
                 wait "$s"

@@ -22,6 +22,8 @@ bash contrib/install-deps.sh >/dev/null
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 packfs=$PWD/build/fs/packfs
+# Run through sudo: the build directory goes back to whoever ran it.
+if [ -n "${SUDO_UID:-}" ]; then chown -R "$SUDO_UID:$SUDO_GID" build; fi
 
 # Start over: a previous demo may still be mounted.
 if mountpoint -q "$mnt" 2>/dev/null; then umount "$mnt"; fi

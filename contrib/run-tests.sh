@@ -51,4 +51,6 @@ for path in sys.argv[1:]:
             failed += 1
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 PY
+# Run through sudo: the build directories go back to whoever ran it.
+if [ -n "${SUDO_UID:-}" ]; then chown -R "$SUDO_UID:$SUDO_GID" "$build" "$asan"; fi
 exit $status

@@ -54,20 +54,36 @@ unsigned pf_compressed_parallelism(void) {
         return slots_total;
 }
 
-static void slot_acquire(bool background) {
+/* Takes a slot for one unit; returns whether it is a background one (for
+ * slot_release()). BACKGROUND (may be NULL) is re-read while waiting: a unit
+ * whose encoding a reader came to wait for stops waiting behind others'. */
+static bool slot_acquire(const bool *background) {
+        bool bg;
+
         pthread_once(&slots_once, slots_init);
         pthread_mutex_lock(&slots_lock);
-        if (background) {
-                while (foreground_waiting > 0 || foreground_used + background_used >= slots_total)
-                        pthread_cond_wait(&slots_free, &slots_lock);
+        for (;;) {
+                bg = background && __atomic_load_n(background, __ATOMIC_ACQUIRE);
+                if (!bg || (foreground_waiting == 0 && foreground_used + background_used < slots_total))
+                        break;
+                pthread_cond_wait(&slots_free, &slots_lock);
+        }
+        if (bg)
                 background_used++;
-        } else {
+        else {
                 foreground_waiting++;
                 while (foreground_used >= slots_total)
                         pthread_cond_wait(&slots_free, &slots_lock);
                 foreground_waiting--;
                 foreground_used++;
         }
+        pthread_mutex_unlock(&slots_lock);
+        return bg;
+}
+
+void pf_compressed_raised(void) {
+        pthread_mutex_lock(&slots_lock);
+        pthread_cond_broadcast(&slots_free);
         pthread_mutex_unlock(&slots_lock);
 }
 
@@ -317,9 +333,8 @@ static void *encode_worker(void *userdata) {
                 pthread_mutex_unlock(&e->lock);
 
                 /* A reader may have come to wait since the last unit. */
-                background = e->background && __atomic_load_n(e->background, __ATOMIC_ACQUIRE);
+                background = slot_acquire(e->background);
                 pf_background_set(background);
-                slot_acquire(background);
                 r = encode_unit(e, i, &obj);
                 slot_release(background);
 

@@ -43,7 +43,11 @@
 
 #define ATTR_TIMEOUT 1.0
 #define READ_CHUNK (1024 * 1024)
-#define MAX_WORKERS 16
+/* Workers kept (idle) and at most: a request waiting for an encoding holds a
+ * worker, and libfuse starts no new reader once MAX_WORKERS are busy, so the
+ * maximum leaves room for INTERRUPTs and other requests behind many waiters. */
+#define IDLE_WORKERS 16
+#define MAX_WORKERS 64
 #define TABLE_MIN_BUCKETS 256
 /* Below this many nodes at its peak, a shrinking table is not worth a trim. */
 #define TRIM_MIN_PEAK 1024
@@ -95,6 +99,7 @@ typedef struct fs {
         gid_t gid;
         int ready_fd;           /* daemon: tells the waiting parent INIT went through; -1 after */
         unsigned max_read;      /* -o max_read=N, which op_init must repeat to libfuse */
+        struct fuse_session *se;
         bool list_all;          /* --list all: views list files not encoded yet too */
         /* Guards the node tables and counters below, each node's nlookup, refs
          * and next[] (see struct node), and stopping. Held for table work
@@ -454,14 +459,65 @@ static void on_interrupt(fuse_req_t req, void *userdata) {
         pf_packs_interrupt(w->packs, &w->waiter);
 }
 
+static int file_access(fs *f, const node *n, pf_access *ret);
+
+/* Whether REQ's caller may read the packs ACCESS describes (as the kernel
+ * would judge the mode, owner and group reported for them). */
+static bool caller_may_read(fuse_req_t req, const pf_access *access) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        gid_t groups[64];
+        int n;
+
+        if (access->open || ctx->uid == 0)
+                return true;
+        if (ctx->uid == access->uid)
+                return access->mode & 0400;
+        if (!(access->mode & 0040))
+                return false;
+        if (ctx->gid == access->gid)
+                return true;
+        n = fuse_req_getgroups(req, (int) ELEMENTSOF(groups), groups);
+        for (int i = 0; i < n && i < (int) ELEMENTSOF(groups); i++)
+                if (groups[i] == access->gid)
+                        return true;
+        return false;
+}
+
+/* A pack whose size needs an encoding is encoded only for those who may read
+ * it: anyone may stat it, but others must neither make packfs encode it nor
+ * learn its compressed size (which tells something of what it holds). */
+static int may_encode(fuse_req_t req, fs *f, const node *n) {
+        pf_access access;
+        int r;
+
+        if (!n->format->cached)
+                return 0;
+        r = file_access(f, n, &access);
+        if (r < 0)
+                return r;
+        if (caller_may_read(req, &access))
+                return 0;
+        log_info("%s: not encoded for uid %u, who may not read it", n->path, (unsigned) fuse_req_ctx(req)->uid);
+        return -EACCES;
+}
+
+/* Unmounted, or told to exit (SIGTERM): waits end, so the workers can. */
+static bool session_gone(void *userdata) {
+        return fuse_session_exited(userdata);
+}
+
 /* The plan of N's pack, for REQ. A wait for an encoding returns -EINTR as soon
  * as the kernel interrupts REQ (its caller got a signal: Ctrl-C); the encoding
  * goes on for the next reader. */
 static int file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret) {
         _cleanup_free_ char *view = NULL;
-        request_wait w = { .packs = f->packs };
+        request_wait w = { .packs = f->packs,
+                           .waiter = { .gone = session_gone, .userdata = f->se } };
         int r = view_of_file(n, &view);
 
+        if (r < 0)
+                return r;
+        r = may_encode(req, f, n);
         if (r < 0)
                 return r;
         pf_background_note_foreground();
@@ -479,6 +535,7 @@ static int reply_errno(int r) {
         case -ENOENT:
         case -ENOMEM:
         case -EINTR:
+        case -EACCES:
                 return -r;
         default:
                 return EIO;
@@ -1137,6 +1194,7 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
                 fuse_opt_add_arg(&args, "-d");
 
         se = fuse_session_new(&args, &ops, sizeof(ops), &f);
+        f.se = se;
         if (!se) {
                 log_error("%s: bad FUSE options '%s'", mountpoint, fuse_opts ? fuse_opts : "");
                 r = -EINVAL;
@@ -1179,7 +1237,7 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         /* Workers stay once made (idle = max): a worker that comes and goes
          * takes its reply buffer and malloc arena with it. */
         fuse_loop_cfg_set_max_threads(loop, MAX_WORKERS);
-        fuse_loop_cfg_set_idle_threads(loop, MAX_WORKERS);
+        fuse_loop_cfg_set_idle_threads(loop, IDLE_WORKERS);
         r = fuse_session_loop_mt(se, loop) == 0 ? 0 : -EIO;
         fuse_loop_cfg_destroy(loop);
         log_info("unmounted %s", mountpoint);

@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "packfs/background.h"
 #include "packfs/cancel.h"
+#include "packfs/compressed.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/profiles.h"
@@ -239,13 +241,16 @@ static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_
         slot->attempt = ++p->attempts;
 }
 
-/* Plans FORMAT over V into SLOT (NULL: uncached) and publishes the result. */
-static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, plan_slot *slot, pf_plan **ret) {
+/* Plans FORMAT over V into SLOT (NULL: uncached, in the BACKGROUND or not)
+ * and publishes the result. */
+static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, plan_slot *slot, bool background,
+                     pf_plan **ret) {
+        static const bool always = true;
         pf_view view = *v;
         pf_plan *plan = NULL;
         int r;
 
-        view.background = slot ? &slot->background : NULL;
+        view.background = slot ? &slot->background : background ? &always : NULL;
         r = format->plan(format, &view, &plan);
         if (r < 0 && r != -ECANCELED)
                 log_error_errno(r, "%s/%s: cannot plan", v->name, format->file_name);
@@ -283,7 +288,7 @@ static int with_view(pf_packs *p, const char *view_name, const char *item,
 static int planner_plan(pf_packs *p, const pf_view *v, void *userdata) {
         planner *pl = userdata;
         pf_plan *plan = NULL;
-        int r = plan_into(p, v, pl->format, pl->slot, &plan);
+        int r = plan_into(p, v, pl->format, pl->slot, false, &plan);
 
         pl->published = true;
         pf_plan_unref(plan); /* the slot holds its own reference */
@@ -342,6 +347,26 @@ fail:
         return r;
 }
 
+#define GONE_POLL_NS (500 * 1000 * 1000L)
+
+/* Sleeps until a slot changes (or half a second passes, for a waiter that can
+ * be abandoned). Called with the lock held. */
+static void wait_planned(pf_packs *p, const pf_packs_waiter *waiter) {
+        struct timespec until;
+
+        if (!waiter || !waiter->gone) {
+                pthread_cond_wait(&p->planned, &p->lock);
+                return;
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += GONE_POLL_NS;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->planned, &p->lock, &until);
+}
+
 /* The plan of FORMAT over V, from the plan cache or made once: concurrent
  * callers for the same plan wait for the first one's result.
  *
@@ -358,14 +383,14 @@ static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, p
         for (;;) {
                 slot = slot_find(p, v, format);
                 if (slot && slot->busy) {
-                        if (!background)
-                                __atomic_store_n(&slot->background, false, __ATOMIC_RELEASE);
-                        if (waiter && waiter->interrupted) {
+                        if (!background && __atomic_exchange_n(&slot->background, false, __ATOMIC_ACQ_REL))
+                                pf_compressed_raised(); /* its slots_lock is never held with ours */
+                        if (waiter && (waiter->interrupted || (waiter->gone && waiter->gone(waiter->userdata)))) {
                                 pthread_mutex_unlock(&p->lock);
                                 return -EINTR;
                         }
                         waited_for = slot->attempt;
-                        pthread_cond_wait(&p->planned, &p->lock);
+                        wait_planned(p, waiter);
                         continue;
                 }
                 if (slot && slot->plan) {
@@ -393,7 +418,7 @@ static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, p
                 break;
         }
         pthread_mutex_unlock(&p->lock);
-        return plan_into(p, v, format, slot, ret);
+        return plan_into(p, v, format, slot, background, ret);
 }
 
 /* Sets up the view of VIEW_NAME whose item is ITEM and calls FN on it. */
@@ -455,7 +480,6 @@ int pf_packs_plan_ahead(pf_packs *p, const char *view, const char *item, const p
         plan_request req = { .format = format, .background = true, .ret = &plan };
         int r;
 
-        pf_background_set(true);
         r = with_view(p, view, item, plan_in_view, &req);
         pf_plan_unref(plan);
         return r;

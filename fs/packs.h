@@ -51,6 +51,10 @@ int pf_packs_resolve_view(pf_packs *p, const char *view, char **ret_item);
 /* A caller's wait for a plan; zero-initialise it. */
 typedef struct pf_packs_waiter {
         bool interrupted;       /* guarded by pf_packs.lock */
+        /* Optional: polled twice a second while waiting; true ends the wait
+         * with -EINTR (the mount is going away: its FUSE session ended). */
+        bool (*gone)(void *userdata);
+        void *userdata;
 } pf_packs_waiter;
 
 /* The plan of FORMAT for VIEW whose item is ITEM; *ret holds one reference.
@@ -62,9 +66,10 @@ int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_form
 /* Ends WAITER's wait in pf_packs_plan() with -EINTR, now or as soon as it
  * waits. Any thread (FUSE calls it from the thread reading the INTERRUPT). */
 void pf_packs_interrupt(pf_packs *p, pf_packs_waiter *waiter);
-/* Plans (encodes) FORMAT for VIEW ahead of use, in the calling thread, which
- * goes to the background (background.h): idle priority until a reader comes
- * to wait for the same plan. 0 or a negative errno. */
+/* Plans (encodes) FORMAT for VIEW ahead of use, in the calling thread: its
+ * encoders work in the background (background.h: idle priority, pausing for
+ * readers) until a reader comes to wait for the same plan. 0 or a negative
+ * errno. */
 int pf_packs_plan_ahead(pf_packs *p, const char *view, const char *item, const pf_format *format);
 /* 1 if a stat of FORMAT in VIEW answers now without encoding (formats planned
  * from metadata always do), 0 if it would encode, or a negative errno. Starts

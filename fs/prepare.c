@@ -11,7 +11,6 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "packfs/background.h"
 #include "packfs/cancel.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -73,7 +72,7 @@ static int consider(pf_prepare *pr, const char *view, const char *item, const pf
 
         if (!item_copy)
                 return -ENOMEM;
-        if (w && !strcmp(w->item, item))
+        if (w && w->item && !strcmp(w->item, item))
                 return 0;
         if (!w) {
                 wanted *nv = reallocarray(pr->wanted, pr->n_wanted + 1, sizeof(*nv));
@@ -86,10 +85,7 @@ static int consider(pf_prepare *pr, const char *view, const char *item, const pf
                         return -ENOMEM;
                 pr->n_wanted++;
         }
-        free(w->item);
-        w->item = strdup(item);
-        if (!w->item)
-                return -ENOMEM;
+        /* Queued first: what is remembered as prepared must be queued. */
 
         /* A task still waiting for this file is for an older generation. */
         for (size_t i = 0; i < pr->n_queue; i++)
@@ -112,6 +108,8 @@ static int consider(pf_prepare *pr, const char *view, const char *item, const pf
         snprintf(name, sizeof(name), "%s/%s", view, format->file_name);
         pf_cache_job_queue(pf_packs_cache(pr->packs), name, &t->queued);
         pr->n_queue++;
+        free(w->item);
+        w->item = strdup(item); /* NULL (out of memory): queued again next time */
         return 0;
 }
 
@@ -226,7 +224,6 @@ static void run_task(pf_prepare *pr, task *t) {
 static void *prepare_main(void *userdata) {
         pf_prepare *pr = userdata;
 
-        pf_background_set(true);
         rescan(pr);
         while (!stopping(pr)) {
                 if (pr->n_queue > 0) {

@@ -7,9 +7,12 @@
  * left alone: they never change, and the profile they belong to ("demo") is
  * what gets prepared.
  *
- * One thread does the work, one file at a time, at idle CPU and I/O priority
- * (background.h): a reader's own request always goes first, and a reader who
- * comes to wait for a file being prepared raises it to normal priority. A new
+ * One thread does the work, one file at a time. Its encoders run at idle CPU
+ * and I/O priority and pause while readers are served (background.h): a
+ * reader's own request goes first, and a reader who comes to wait for a file
+ * being prepared raises its encoding to normal priority. (The thread itself
+ * plans at normal priority: planning is a walk of what changed, short, and a
+ * reader may come to wait for it.) A new
  * generation costs what changed (cached units are reused). The queue shows in
  * `packfs status` (queued jobs in the cache index) and each file's encoding as
  * any other.

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -20,16 +22,34 @@
 /* -1: not known yet (threads start with what their creator had). */
 static __thread int thread_background = -1;
 
-static void apply(bool background) {
+/* Leaving SCHED_IDLE needs root or an RLIMIT_NICE that allows nice 0: a
+ * thread that could not come back never goes (it keeps the idle I/O class,
+ * which anyone may leave, and the pauses for readers). */
+static pthread_once_t may_idle_once = PTHREAD_ONCE_INIT;
+static bool may_idle;
+
+static void may_idle_init(void) {
+        struct rlimit rl;
+
+        may_idle = geteuid() == 0 || (getrlimit(RLIMIT_NICE, &rl) == 0 && rl.rlim_cur >= 20);
+}
+
+/* 0, or -errno if the thread's CPU policy could not be set as asked. */
+static int apply(bool background) {
         struct sched_param param = { .sched_priority = 0 };
         /* Normal best-effort I/O at the default level (4) on the way back. */
         int ioprio = background ? IOPRIO_VALUE(IOPRIO_CLASS_IDLE, 0) : IOPRIO_VALUE(IOPRIO_CLASS_BE, 4);
+        int r = 0;
 
+        pthread_once(&may_idle_once, may_idle_init);
         /* With pid 0 both apply to the calling thread only (Linux). */
-        if (sched_setscheduler(0, background ? SCHED_IDLE : SCHED_OTHER, &param) < 0)
+        if ((may_idle || !background) && sched_setscheduler(0, background ? SCHED_IDLE : SCHED_OTHER, &param) < 0) {
+                r = -errno;
                 log_debug("background: cannot change the CPU policy: %s", strerror(errno));
+        }
         if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) < 0)
                 log_debug("background: cannot change the I/O priority: %s", strerror(errno));
+        return r;
 }
 
 bool pf_background_current(void) {
@@ -42,8 +62,9 @@ bool pf_background_current(void) {
 void pf_background_set(bool background) {
         if (pf_background_current() == background)
                 return;
-        apply(background);
-        thread_background = background;
+        /* Believe the change only once made: a thread still idle must know. */
+        if (apply(background) >= 0)
+                thread_background = background;
 }
 
 /* When a reader's request was last served (CLOCK_MONOTONIC_COARSE, ns). */

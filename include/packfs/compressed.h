@@ -50,5 +50,9 @@ typedef struct pf_unit {
 /* Cuts BASE into units for CODEC at LEVEL (described above). Exposed for tests. */
 int pf_compressed_units(const pf_plan *base, const pf_codec *codec, int level, pf_unit **ret, size_t *ret_n);
 
+/* Call after clearing a view's background flag (a reader came to wait): its
+ * units waiting for a core as background ones look again. */
+void pf_compressed_raised(void);
+
 /* How many units encode at once in this process (the number of usable cores). */
 unsigned pf_compressed_parallelism(void);

@@ -87,10 +87,14 @@ mount_packfs "$MNT" -o allow_other
 
 # ---- modes and owners ----
 
-# nobody first, on a cold pack.tar.zst: a stat by name encodes it (guarantee 2),
-# and the answer is still no.
+# nobody first, on a cold pack.tar.zst: refused before anything is encoded
+# (nobody must not make packfs encode it, nor learn its compressed size).
 check_fails "nobody cannot read private/pack.tar.zst (cold)" "Permission denied" \
         T "${NOBODY[@]}" cat "$MNT/private/pack.tar.zst"
+check_fails "nobody cannot even stat a cold private/pack.tar.xz" "Permission denied" \
+        T "${NOBODY[@]}" stat "$MNT/private/pack.tar.xz"
+check_eq "nothing was encoded for nobody" "0" "$(grep -c 'private/pack.tar.*: encoded' "$MOUNT_LOG" || true)"
+check_contains "the log says why" "not encoded for uid" "$(cat "$MOUNT_LOG")"
 for v in "${RESTRICTED[@]}"; do
         for f in "${PACKS[@]}"; do
                 check_eq "$v/$f: mode 0400, owned by root" "400 0 0" "$(T stat -c '%a %u %g' "$MNT/$v/$f")"

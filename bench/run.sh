@@ -33,7 +33,7 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 pairs=6 codecs="zst gz xz"
+quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 b_pairs=6 codecs="zst gz xz"
 while [ $# -gt 0 ]; do
         case $1 in
         --quick) quick=1 ;;
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
         --no-compressed) compressed=0 browse=0 ;;
         --browse-only) issue2=0 compressed=0 ;;
         --no-browse) browse=0 ;;
-        --pairs) pairs=$2; shift ;;
+        --pairs) b_pairs=$2; shift ;;
         --codecs) codecs=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -697,12 +697,12 @@ t = time.perf_counter(); os.stat(sys.argv[1]); print(int((time.perf_counter() - 
         b_lsl_w_enc=$(encoded)
         unmount_fg "$bmnt"
 
-        log "(i) cat pack.tar with and without a prepare (idle priority) xz encoding, $pairs pairs"
+        log "(i) cat pack.tar with and without a prepare (idle priority) xz encoding, $b_pairs pairs"
         printf '[big]\nprepare = pack.tar.xz\n' > "$prep_ini"
         p_with=() p_without=() p_ratios=() p_idle=() p_plan_with=() p_plan_without=() p_threads=()
         p_noise_with=() p_noise_without=()
         p_seen=0 p_ready_early=0
-        for i in $(seq "$pairs"); do
+        for i in $(seq "$b_pairs"); do
                 # Alternate which goes first, so drift favours neither.
                 if [ $((i % 2)) = 1 ]; then order="without with"; else order="with without"; fi
                 for mode in $order; do
@@ -898,7 +898,7 @@ report_browse() {
         us() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }  # "t1 t2 ..." us -> ms
         echo
         echo "browsing (issue 9), section i: each timing on a fresh foreground daemon (mount -f), best and median of"
-        echo "$reps (pairs: $pairs); 'empty cache' = rm -rf of its --cache before the mount; 'records only' = a cache in which"
+        echo "$reps (pairs: $b_pairs); 'empty cache' = rm -rf of its --cache before the mount; 'records only' = a cache in which"
         echo "one earlier mount planned big/pack.tar: $b_records"
         echo
         printf "$row" "measure" "best" "median" "ratio" "target"
@@ -946,7 +946,7 @@ report_browse() {
         printf "$row" "    paired ratios (median $p_ratio_med)" "" "" "" "${p_ratios[*]}"
         printf "$row" "    cats without, ms" "" "" "" "$(for u in "${p_without[@]}"; do us "$u"; echo -n ' '; done)"
         printf "$row" "    cats with, ms" "" "" "" "$(for u in "${p_with[@]}"; do us "$u"; echo -n ' '; done)"
-        printf "$row" "    encoding under way before and after each 'with' cat (status)" "$p_seen of $pairs" "" "" \
+        printf "$row" "    encoding under way before and after each 'with' cat (status)" "$p_seen of $b_pairs" "" "" \
                 "(finished early: $p_ready_early)"
         printf "$row" "    CPU s the SCHED_IDLE threads got during each 'with' cat" "" "" "" "${p_idle[*]}"
         printf "$row" "    others' CPU s during each cat (noise), without | with" "" "" "" \

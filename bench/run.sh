@@ -608,6 +608,10 @@ idle_ticks() { cat /proc/"$1"/task/*/stat 2> /dev/null | awk '{ sub(/^.*\) /, ""
 idle_threads() { cat /proc/"$1"/task/*/stat 2> /dev/null | awk '{ sub(/^.*\) /, "") } $39 == 5 { n++ } END { print n + 0 }'; }
 proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$1"/stat; }
 encoded() { grep -c ': encoded' "$daemon_log" || true; }
+# The store's files and directories back in the page cache: this VM's host
+# reclaims page cache idle for a minute or more (DAMON pageout), which would
+# put disk reads into the first timing after a pause.
+warm_store() { tar -C / -cf - "${rel[@]}" | cat > /dev/null; }
 
 bmnt=$bench/mnt-browse view=$bench/mnt-browse/big
 # The caches of section i: $cache_b emptied for each cold view, $cache_r holding
@@ -630,7 +634,28 @@ if [ $browse = 1 ]; then
         done
         unmount "$mnt"
 
+        # Host check: does work at idle priority on one CPU slow a CPU-bound
+        # loop pinned to another? On bare metal it does not; on a VM whose
+        # vCPUs share physical cores (or are overcommitted) it does, and no
+        # scheduling policy inside the guest can prevent it.
+        h_alone=() h_beside=() h_cpu_alone=() h_cpu_beside=()
+        if [ "$(nproc)" -ge 2 ]; then
+                log "(i) host check: a loop on cpu 0, alone and beside a SCHED_IDLE spin loop on cpu 1"
+                host_loop() { taskset -c 0 bash -c 'for ((i = 0; i < 400000; i++)); do :; done'; }
+                for _ in 1 2 3; do
+                        t0=${EPOCHREALTIME/./}; { time host_loop; } 2> "$bench/loop.time"; t1=${EPOCHREALTIME/./}
+                        h_alone+=($((t1 - t0))) h_cpu_alone+=("$(awk '{ print $1 + $2 }' "$bench/loop.time")")
+                        taskset -c 1 chrt -i 0 bash -c 'while :; do :; done' &
+                        hog=$!
+                        sleep 0.2
+                        t0=${EPOCHREALTIME/./}; { time host_loop; } 2> "$bench/loop.time"; t1=${EPOCHREALTIME/./}
+                        h_beside+=($((t1 - t0))) h_cpu_beside+=("$(awk '{ print $1 + $2 }' "$bench/loop.time")")
+                        kill "$hog"; wait "$hog" 2> /dev/null || true
+                done
+        fi
+
         log "(i) cold listings of a view: empty cache, then a cache of item records only"
+        warm_store
         times_of b_ls "$reps" "cold_mount" "ls $view > /dev/null"
         times_of b_lscolor "$reps" "cold_mount" "ls --color=always $view > /dev/null"
         times_of b_lsl "$reps" "cold_mount" "ls -l $view > /dev/null"
@@ -699,6 +724,7 @@ t = time.perf_counter(); os.stat(sys.argv[1]); print(int((time.perf_counter() - 
 
         log "(i) cat pack.tar with and without a prepare (idle priority) xz encoding, $b_pairs pairs"
         printf '[big]\nprepare = pack.tar.xz\n' > "$prep_ini"
+        warm_store
         p_with=() p_without=() p_ratios=() p_idle=() p_plan_with=() p_plan_without=() p_threads=()
         p_noise_with=() p_noise_without=()
         p_seen=0 p_ready_early=0
@@ -954,6 +980,13 @@ report_browse() {
         printf "$row" "    SCHED_IDLE threads in the daemon then" "" "" "" "${p_threads[*]}"
         printf "$row" "    stat pack.tar before the cat (plan), without | with, ms" "" "" "" \
                 "$(for u in "${p_plan_without[@]}"; do us "$u"; echo -n ' '; done)| $(for u in "${p_plan_with[@]}"; do us "$u"; echo -n ' '; done)"
+        if [ ${#h_alone[@]} -gt 0 ]; then
+                printf "$row" "(i) host check: a CPU loop on cpu 0 alone (wall)" "$(ms "$(printf '%s\n' "${h_alone[@]}" | sort -n | head -n1)")" \
+                        "$(ms "$(median "${h_alone[@]}")")" "" "CPU s: ${h_cpu_alone[*]}"
+                printf "$row" "    the same beside a SCHED_IDLE spin loop on cpu 1" "$(ms "$(printf '%s\n' "${h_beside[@]}" | sort -n | head -n1)")" \
+                        "$(ms "$(median "${h_beside[@]}")")" "$(ratio "$(median "${h_beside[@]}")" "$(median "${h_alone[@]}")")" \
+                        "CPU s: ${h_cpu_beside[*]} (1.00: idle work costs the foreground nothing)"
+        fi
         printf "$row" "(i) SIGINT to cat of a cold pack.tar.xz: its end after the signal" "$(ms "$s_best")" "$(ms "$s_med")" \
                 "" "worst $(ms "$s_worst"); exit ${s_rc[*]}"
         printf "$row" "    encoding still under way after the interrupt (status)" "$s_going of $reps" "" "" ""

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# packfs benchmark: the performance targets of issues 2 and 3, measured in one run.
+# packfs benchmark: the performance targets of issues 2, 3 and 9, measured in one run.
 #
 #   bench/run.sh [--quick] [--rebuild] [--profile] [--reps N] [--xz-reps N]
-#                [--compressed-only | --no-compressed] [--codecs "zst gz xz"]
+#                [--compressed-only | --no-compressed | --browse-only | --no-browse]
+#                [--codecs "zst gz xz"] [--pairs N]
 #
 #   --quick    a small store (~55 MB, ~3,000 files) instead of the >=500 MB,
 #              >=15,000-file closure the targets are stated for
@@ -14,8 +15,14 @@
 #              the full closure takes 2 minutes a side, and one pair is at the
 #              mercy of the host: 0.90x to 1.04x in single pairs); 0 skips xz
 #   --compressed-only  only the compressed packs of issue 3 (section h)
-#   --codecs LIST      which of them (default "zst gz xz")
+#   --codecs LIST      which of them (default "zst gz xz"; also what section i
+#              warms)
 #   --no-compressed    only the pack.tar measurements of issue 2 (sections a-g)
+#   --browse-only      only browsing, warm and prepare of issue 9 (section i):
+#              cold ls/find of a view, the first stat of a warmed pack, cat
+#              pack.tar beside a background (prepare) xz encoding, SIGINT
+#   --no-browse        everything but section i
+#   --pairs N  section i's with/without-prepare cat pairs (default 6)
 #
 # The store is built once from directories of /usr and cached under
 # $PACKFS_BENCH_DIR (default /var/tmp/packfs-bench, or ...-quick). Run as root
@@ -26,7 +33,7 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 codecs="zst gz xz"
+quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 b_pairs=6 codecs="zst gz xz"
 while [ $# -gt 0 ]; do
         case $1 in
         --quick) quick=1 ;;
@@ -34,8 +41,11 @@ while [ $# -gt 0 ]; do
         --profile) profile=1 ;;
         --reps) reps=$2; shift ;;
         --xz-reps) xz_reps=$2; shift ;;
-        --compressed-only) issue2=0 ;;
-        --no-compressed) compressed=0 ;;
+        --compressed-only) issue2=0 browse=0 ;;
+        --no-compressed) compressed=0 browse=0 ;;
+        --browse-only) issue2=0 compressed=0 ;;
+        --no-browse) browse=0 ;;
+        --pairs) b_pairs=$2; shift ;;
         --codecs) codecs=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -116,6 +126,7 @@ cleanup() {
         unmount "$mnt" || true
         unmount "$bench/mnt100" || true
         unmount "$bench/mntdbg" || true
+        unmount "$bench/mnt-browse" || true
 }
 trap cleanup EXIT
 
@@ -346,18 +357,18 @@ fi
 
 # --- compressed packs (issue 3) -------------------------------------------------
 
-# mount_fg MOUNTPOINT PROFILES_ROOT: a fresh daemon as mount_fs (cache $cache),
-# kept in the foreground (-f) with its log in $daemon_log, emptied first (older
-# logs are appended to $bench/daemon-all.log). The log has the daemon's
-# "VIEW/FILE: encoded N of M units ..." lines.
+# mount_fg MOUNTPOINT PROFILES_ROOT [CACHE [MOUNT_OPTION...]]: a fresh daemon
+# as mount_fs (cache CACHE, default $cache), kept in the foreground (-f) with
+# its log in $daemon_log, emptied first (older logs are appended to
+# $bench/daemon-all.log). The log has the daemon's "VIEW/FILE: encoded N of M
+# units ..." lines.
 fg_pid=
 mount_fg() {
-        unmount "$1"
-        if [ -n "$fg_pid" ]; then wait "$fg_pid" 2> /dev/null || true; fg_pid=; fi
+        unmount_fg "$1"
         [ -f "$daemon_log" ] && cat "$daemon_log" >> "$bench/daemon-all.log"
         : > "$daemon_log"
         mkdir -p "$1"
-        "$packfs" mount -f "${S[@]}" --cache "$cache" --profiles "$2" "$1" 2>> "$daemon_log" &
+        "$packfs" mount -f "${S[@]}" --cache "${3:-$cache}" --profiles "$2" "${@:4}" "$1" 2>> "$daemon_log" &
         fg_pid=$! daemon_pid=$!
         for _ in $(seq 500); do
                 mountpoint -q "$1" && return 0
@@ -367,6 +378,13 @@ mount_fg() {
         log "packfs mount -f $1 failed:"
         cat "$daemon_log" >&2
         exit 1
+}
+
+# unmount_fg MOUNTPOINT: unmounts and waits for mount_fg's daemon to exit (it
+# stops the encodings under way first), so its cache can go.
+unmount_fg() {
+        unmount "$1"
+        if [ -n "$fg_pid" ]; then wait "$fg_pid" 2> /dev/null || true; fg_pid=; fi
 }
 
 # make_gen2: the one-package-changed generations. For each changed item X
@@ -565,6 +583,231 @@ if [ $compressed = 1 ]; then
         cat "$daemon_log" >> "$bench/daemon-all.log"
 fi
 
+# --- browsing, warm and prepare (issue 9) ------------------------------------------
+
+# times_of VAR N PRE CMD: as best_of, for N runs, keeping them all: VAR is the
+# best (us), VAR_med the median, VAR_all every time in run order.
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+times_of() {
+        local __var=$1 n=$2 pre=$3 cmd=$4 all=() t0 t1
+        for _ in $(seq "$n"); do
+                [ -n "$pre" ] && eval "$pre"
+                t0=${EPOCHREALTIME/./}
+                eval "$cmd"
+                t1=${EPOCHREALTIME/./}
+                all+=($((t1 - t0)))
+        done
+        printf -v "$__var" '%s' "$(printf '%s\n' "${all[@]}" | sort -n | head -n1)"
+        printf -v "${__var}_med" '%s' "$(median "${all[@]}")"
+        printf -v "${__var}_all" '%s' "${all[*]}"
+}
+# idle_ticks PID: CPU clock ticks (user+sys) of PID's threads at SCHED_IDLE
+# (policy 5, field 41 of /proc/PID/task/TID/stat): the background encoder's;
+# idle_threads PID: how many there are.
+idle_ticks() { cat /proc/"$1"/task/*/stat 2> /dev/null | awk '{ sub(/^.*\) /, "") } $39 == 5 { s += $12 + $13 } END { print s + 0 }'; }
+idle_threads() { cat /proc/"$1"/task/*/stat 2> /dev/null | awk '{ sub(/^.*\) /, "") } $39 == 5 { n++ } END { print n + 0 }'; }
+proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$1"/stat; }
+encoded() { grep -c ': encoded' "$daemon_log" || true; }
+# The store's files and directories back in the page cache: this VM's host
+# reclaims page cache idle for a minute or more (DAMON pageout), which would
+# put disk reads into the first timing after a pause.
+warm_store() { tar -C / -cf - "${rel[@]}" | cat > /dev/null; }
+
+# host_check: h_a and h_b, the wall time (us) of a CPU loop pinned to cpu 0
+# alone and beside a SCHED_IDLE spin loop pinned to cpu 1; h_ca and h_cb the
+# CPU seconds it got each time.
+host_loop() { taskset -c 0 bash -c 'for ((i = 0; i < 400000; i++)); do :; done'; }
+host_check() {
+        local t0 t1 hog
+        t0=${EPOCHREALTIME/./}; { time host_loop; } 2> "$bench/loop.time"; t1=${EPOCHREALTIME/./}
+        h_a=$((t1 - t0)) h_ca=$(awk '{ print $1 + $2 }' "$bench/loop.time")
+        taskset -c 1 chrt -i 0 bash -c 'while :; do :; done' &
+        hog=$!
+        sleep 0.2
+        t0=${EPOCHREALTIME/./}; { time host_loop; } 2> "$bench/loop.time"; t1=${EPOCHREALTIME/./}
+        h_b=$((t1 - t0)) h_cb=$(awk '{ print $1 + $2 }' "$bench/loop.time")
+        kill "$hog"; wait "$hog" 2> /dev/null || true
+}
+
+bmnt=$bench/mnt-browse view=$bench/mnt-browse/big
+# The caches of section i: $cache_b emptied for each cold view, $cache_r holding
+# only item records (member lists and lengths: one earlier plan of pack.tar),
+# $cache_w filled by packfs warm, $cache_p the background encoding's.
+cache_b=$bench/cache-browse cache_r=$bench/cache-records cache_w=$bench/cache-warm cache_p=$bench/cache-prepare
+prep_ini=$bench/prepare.ini
+declare -A w_time w_stat w_stat_med w_stat_all w_py w_enc
+b_exts=()
+
+# cold_mount [MOUNT_OPTION...]: a fresh daemon on $bmnt over an empty $cache_b.
+cold_mount() { unmount_fg "$bmnt"; rm -rf "$cache_b"; mount_fg "$bmnt" "$profiles" "$cache_b" "$@"; }
+# encoding_now: the prepare encoding of big/pack.tar.xz is under way (status).
+encoding_now() { "$packfs" status --cache "$cache_p" "$bmnt" 2> /dev/null | grep -q 'encoding big/pack.tar.xz'; }
+
+if [ $browse = 1 ]; then
+        for ext in $codecs; do
+                [ "$ext" = xz ] && [ "$xz_reps" = 0 ] && continue
+                b_exts+=("$ext")
+        done
+        unmount "$mnt"
+
+        # Host check: does work at idle priority on one CPU slow a CPU-bound
+        # loop pinned to another? On bare metal it does not; on a VM whose
+        # vCPUs share physical cores (or are overcommitted) it does, and no
+        # scheduling policy inside the guest can prevent it.
+        h_alone=() h_beside=() h_cpu_alone=() h_cpu_beside=()
+        if [ "$(nproc)" -ge 2 ]; then
+                log "(i) host check: a loop on cpu 0, alone and beside a SCHED_IDLE spin loop on cpu 1"
+                for _ in 1 2 3; do
+                        host_check
+                        h_alone+=("$h_a") h_beside+=("$h_b") h_cpu_alone+=("$h_ca") h_cpu_beside+=("$h_cb")
+                done
+        fi
+
+        log "(i) cold listings of a view: empty cache, then a cache of item records only"
+        warm_store
+        times_of b_ls "$reps" "cold_mount" "ls $view > /dev/null"
+        times_of b_lscolor "$reps" "cold_mount" "ls --color=always $view > /dev/null"
+        times_of b_lsl "$reps" "cold_mount" "ls -l $view > /dev/null"
+        times_of b_find "$reps" "cold_mount" "find $view -printf %s > /dev/null"
+        # What they list, and that they encoded nothing (the log of one more round).
+        cold_mount
+        b_names=$(ls "$view" | paste -sd' ')
+        ls --color=always "$view" > /dev/null; ls -l "$view" > /dev/null; find "$view" -printf %s > /dev/null
+        b_listing_enc=$(encoded)
+        # The records: one mount plans pack.tar, the cache then holds its items'
+        # member lists and lengths, no pack.
+        unmount_fg "$bmnt"
+        rm -rf "$cache_r"
+        mount_fg "$bmnt" "$profiles" "$cache_r"
+        stat -c %s "$view/pack.tar" > /dev/null
+        unmount_fg "$bmnt"
+        b_records=$("$packfs" status --cache "$cache_r" | sed -n 's/^cache [^:]*: //p')
+        times_of b_lscolor_r "$reps" "mount_fg $bmnt $profiles $cache_r" "ls --color=always $view > /dev/null"
+        times_of b_lsl_r "$reps" "mount_fg $bmnt $profiles $cache_r" "ls -l $view > /dev/null"
+        times_of b_find_r "$reps" "mount_fg $bmnt $profiles $cache_r" "find $view -printf %s > /dev/null"
+        # Where the empty-cache time goes: pack.tar's LOOKUP plans (walks) it;
+        # ls itself starts in a few ms (an empty local directory).
+        mkdir -p "$bench/empty"
+        times_of b_ls_local "$reps" "" "ls -l --color=always $bench/empty > /dev/null"
+        times_of b_stat_tar "$reps" "cold_mount" "[ -s $view/pack.tar ]"
+        times_of b_stat_tar_r "$reps" "mount_fg $bmnt $profiles $cache_r" "[ -s $view/pack.tar ]"
+        times_of b_stat_closure "$reps" "cold_mount" "[ -s $view/closure ]"
+        unmount_fg "$bmnt"
+
+        # --list all: find stats every file, which encodes the three packs. Once.
+        b_find_all=
+        if [ "$xz_reps" != 0 ]; then
+                log "(i) cold find VIEW -printf %s with --list all (encodes .gz .xz .zst: minutes)"
+                cold_mount --list all
+                t0=${EPOCHREALTIME/./}
+                find "$view" -printf %s > /dev/null
+                t1=${EPOCHREALTIME/./}
+                b_find_all=$((t1 - t0)) b_find_all_enc=$(encoded) b_find_all_names=$(ls "$view" | wc -l)
+                unmount_fg "$bmnt"
+        fi
+
+        log "(i) packfs warm, then the first stat of the warmed files on fresh mounts"
+        rm -rf "$cache_w"
+        : > "$bench/warm.log"
+        for ext in "${b_exts[@]}"; do
+                t0=${EPOCHREALTIME/./}
+                "$packfs" warm "${S[@]}" --cache "$cache_w" --profiles "$profiles" "big/pack.tar.$ext" \
+                        < /dev/null 2>> "$bench/warm.log"
+                t1=${EPOCHREALTIME/./}
+                w_time[$ext]=$((t1 - t0))
+        done
+        for ext in "${b_exts[@]}"; do
+                # [ -s ] is the shell's own stat(2): no process start-up in the time.
+                times_of t "$reps" "mount_fg $bmnt $profiles $cache_w" "[ -s $view/pack.tar.$ext ]"
+                w_stat[$ext]=$t w_stat_med[$ext]=$t_med w_stat_all[$ext]=$t_all
+                # The same syscall timed inside python3 (its start-up before the clock).
+                mount_fg "$bmnt" "$profiles" "$cache_w"
+                w_py[$ext]=$(python3 -c 'import os, sys, time
+t = time.perf_counter(); os.stat(sys.argv[1]); print(int((time.perf_counter() - t) * 1e6))' "$view/pack.tar.$ext")
+                w_enc[$ext]=$(encoded)
+        done
+        times_of b_lsl_w "$reps" "mount_fg $bmnt $profiles $cache_w" "ls -l $view > /dev/null"
+        b_names_w=$(ls "$view" | paste -sd' ')
+        b_lsl_w_enc=$(encoded)
+        unmount_fg "$bmnt"
+
+        log "(i) cat pack.tar with and without a prepare (idle priority) xz encoding, $b_pairs pairs"
+        printf '[big]\nprepare = pack.tar.xz\n' > "$prep_ini"
+        warm_store
+        p_with=() p_without=() p_ratios=() p_idle=() p_plan_with=() p_plan_without=() p_threads=()
+        p_noise_with=() p_noise_without=() p_host=()
+        p_seen=0 p_ready_early=0
+        for i in $(seq "$b_pairs"); do
+                # Alternate which goes first, so drift favours neither.
+                if [ $((i % 2)) = 1 ]; then order="without with"; else order="with without"; fi
+                for mode in $order; do
+                        unmount_fg "$bmnt"
+                        rm -rf "$cache_p"
+                        if [ $mode = with ]; then
+                                mount_fg "$bmnt" "$profiles" "$cache_p" --config "$prep_ini"
+                                # Wait for the encoding itself (its planning done).
+                                for _ in $(seq 600); do encoding_now && break; sleep 0.1; done
+                                encoding_now && before=1 || before=0
+                        else
+                                mount_fg "$bmnt" "$profiles" "$cache_p"
+                        fi
+                        # pack.tar planned first (untimed here: (c) and the rows
+                        # above time it), so the cat is the reading alone; its
+                        # pages are in no cache (a fresh mount's new inode).
+                        t0=${EPOCHREALTIME/./}
+                        stat -c %s "$view/pack.tar" > /dev/null
+                        t1=${EPOCHREALTIME/./}
+                        c0=$(idle_ticks "$daemon_pid") d0=$(proc_ticks "$daemon_pid") m0=$(machine_cpu)
+                        t2=${EPOCHREALTIME/./}
+                        { time cat "$view/pack.tar" > /dev/null; } 2> "$bench/cat.time"
+                        t3=${EPOCHREALTIME/./}
+                        c1=$(idle_ticks "$daemon_pid") d1=$(proc_ticks "$daemon_pid") m1=$(machine_cpu)
+                        # Others' CPU: the machine's busy time less the daemon's and cat's.
+                        o=$(others $((m1 - m0 - (d1 - d0))) "$(tail -n1 "$bench/cat.time")")
+                        if [ $mode = with ]; then
+                                encoding_now && after=1 || after=0
+                                [ $before = 1 ] && [ $after = 1 ] && p_seen=$((p_seen + 1))
+                                grep -q 'prepare: big/pack.tar.xz is ready' "$daemon_log" && p_ready_early=$((p_ready_early + 1))
+                                p_threads+=("$(idle_threads "$daemon_pid")")
+                                p_with+=($((t3 - t2))) p_plan_with+=($((t1 - t0))) p_noise_with+=("$o")
+                                p_idle+=("$(awk -v t=$((c1 - c0)) -v h="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / h }')")
+                        else
+                                p_without+=($((t3 - t2))) p_plan_without+=($((t1 - t0))) p_noise_without+=("$o")
+                        fi
+                done
+                p_ratios+=("$(ratio "${p_with[-1]}" "${p_without[-1]}")")
+                # What the host did meanwhile (1.00: idle work is free).
+                if [ "$(nproc)" -ge 2 ]; then
+                        unmount_fg "$bmnt"
+                        host_check
+                        p_host+=("$(ratio "$h_b" "$h_a")")
+                fi
+        done
+        unmount_fg "$bmnt"
+        p_with_best=$(printf '%s\n' "${p_with[@]}" | sort -n | head -n1) p_with_med=$(median "${p_with[@]}")
+        p_without_best=$(printf '%s\n' "${p_without[@]}" | sort -n | head -n1) p_without_med=$(median "${p_without[@]}")
+        p_ratio_med=$(printf '%s\n' "${p_ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+
+        log "(i) SIGINT to a cat waiting for a cold pack.tar.xz"
+        s_late=() s_rc=() s_going=0
+        for _ in $(seq "$reps"); do
+                cold_mount
+                t0=${EPOCHREALTIME/./}
+                rc=0
+                timeout -s INT 2 cat "$view/pack.tar.xz" > /dev/null 2>&1 || rc=$?
+                t1=${EPOCHREALTIME/./}
+                s_late+=($((t1 - t0 - 2000000))) s_rc+=("$rc")
+                # The encoding goes on for the next reader.
+                sleep 0.2
+                "$packfs" status --cache "$cache_b" "$bmnt" 2> /dev/null | grep -q 'encoding big/pack.tar.xz' &&
+                        s_going=$((s_going + 1))
+        done
+        unmount_fg "$bmnt"
+        s_best=$(printf '%s\n' "${s_late[@]}" | sort -n | head -n1) s_med=$(median "${s_late[@]}")
+        s_worst=$(printf '%s\n' "${s_late[@]}" | sort -n | tail -n1)
+        cat "$daemon_log" >> "$bench/daemon-all.log"; : > "$daemon_log"
+fi
+
 # --- report -------------------------------------------------------------------
 
 mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -583,6 +826,7 @@ report() {
              "READ sizes: $read_sizes"
         [ $issue2 = 1 ] && report_issue2
         [ $compressed = 1 ] && report_compressed
+        [ $browse = 1 ] && report_browse
         return 0
 }
 
@@ -689,6 +933,80 @@ report_compressed() {
                 done
                 printf "$row" "(h) .$ext decompresses to pack.tar, = packfs build" "${c_ok[$ext]}" "" "" ""
         done
+}
+report_browse() {
+        local ext row='%-66s %10s %10s %7s  %s\n' us
+        us() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }  # "t1 t2 ..." us -> ms
+        echo
+        echo "browsing (issue 9), section i: each timing on a fresh foreground daemon (mount -f), best and median of"
+        echo "$reps (pairs: $b_pairs); 'empty cache' = rm -rf of its --cache before the mount; 'records only' = a cache in which"
+        echo "one earlier mount planned big/pack.tar: $b_records"
+        echo
+        printf "$row" "measure" "best" "median" "ratio" "target"
+        printf "$row" "(i) cold ls VIEW (no stat), empty cache" "$(ms "$b_ls")" "$(ms "$b_ls_med")" "" ""
+        printf "$row" "(i) cold ls --color=always VIEW, empty cache" "$(ms "$b_lscolor")" "$(ms "$b_lscolor_med")" "" \
+                "< 100 ms $(met "$b_lscolor" 100000)"
+        printf "$row" "(i) cold ls -l VIEW, empty cache" "$(ms "$b_lsl")" "$(ms "$b_lsl_med")" "" \
+                "< 100 ms $(met "$b_lsl" 100000)"
+        printf "$row" "(i) cold find VIEW -printf %s, empty cache" "$(ms "$b_find")" "$(ms "$b_find_med")" "" ""
+        printf "$row" "    of which stat(2) of pack.tar alone (its LOOKUP plans it)" "$(ms "$b_stat_tar")" "$(ms "$b_stat_tar_med")" "" ""
+        printf "$row" "    stat(2) of closure alone" "$(ms "$b_stat_closure")" "$(ms "$b_stat_closure_med")" "" ""
+        printf "$row" "    ls -l --color=always of an empty local directory (start-up)" "$(ms "$b_ls_local")" \
+                "$(ms "$b_ls_local_med")" "" ""
+        printf "$row" "(i) cold ls --color=always VIEW, records only" "$(ms "$b_lscolor_r")" "$(ms "$b_lscolor_r_med")" "" \
+                "< 100 ms $(met "$b_lscolor_r" 100000)"
+        printf "$row" "(i) cold ls -l VIEW, records only" "$(ms "$b_lsl_r")" "$(ms "$b_lsl_r_med")" "" \
+                "< 100 ms $(met "$b_lsl_r" 100000)"
+        printf "$row" "(i) cold find VIEW -printf %s, records only" "$(ms "$b_find_r")" "$(ms "$b_find_r_med")" "" ""
+        printf "$row" "    stat(2) of pack.tar alone, records only" "$(ms "$b_stat_tar_r")" "$(ms "$b_stat_tar_r_med")" "" ""
+        printf "$row" "    a cold view lists: $b_names" "" "" "" ""
+        printf "$row" "    encodings those cold listings started (daemon log)" "$b_listing_enc" "" "" "0 $( [ "$b_listing_enc" = 0 ] && echo met || echo MISSED)"
+        [ -n "$b_find_all" ] && printf "$row" "(i) cold find VIEW -printf %s, --list all (encodes .gz .xz .zst)" \
+                "$(secs "$b_find_all")" "" "" "(once; $b_find_all_enc encodings, $b_find_all_names files)"
+        for ext in "${b_exts[@]}"; do
+                printf "$row" "(i) packfs warm big/pack.tar.$ext, empty cache (no FUSE)" "$(secs "${w_time[$ext]}")" "" "" ""
+        done
+        for ext in "${b_exts[@]}"; do
+                printf "$row" "(i) first stat(2) of the warmed pack.tar.$ext, fresh mount ([ -s ])" "$(ms "${w_stat[$ext]}")" \
+                        "$(ms "${w_stat_med[$ext]}")" "" "< 10 ms $(met "${w_stat[$ext]}" 10000)"
+                printf "$row" "    the first mount after packfs warm (run 1 of the above)" "$(ms "${w_stat_all[$ext]%% *}")" "" "" \
+                        "< 10 ms $(met "${w_stat_all[$ext]%% *}" 10000)"
+                printf "$row" "    every run, ms" "" "" "" "$(for u in ${w_stat_all[$ext]}; do us "$u"; echo -n ' '; done)"
+                printf "$row" "    the same os.stat() timed inside python3, one run" "$(ms "${w_py[$ext]}")" "" "" \
+                        "< 10 ms $(met "${w_py[$ext]}" 10000)"
+                printf "$row" "    encodings it started (daemon log)" "${w_enc[$ext]}" "" "" ""
+        done
+        printf "$row" "(i) cold ls -l VIEW, the packs warmed ($b_names_w)" "$(ms "$b_lsl_w")" "$(ms "$b_lsl_w_med")" "" \
+                "(encoded: $b_lsl_w_enc)"
+        printf "$row" "(i) cat pack.tar, fresh mount, planned, nothing else running" "$(ms "$p_without_best")" \
+                "$(ms "$p_without_med")" "" ""
+        printf "$row" "(i) same while prepare encodes pack.tar.xz (SCHED_IDLE)" "$(ms "$p_with_best")" "$(ms "$p_with_med")" \
+                "" ""
+        printf "$row" "    ratio with / without: of the bests, of the medians" "$(ratio "$p_with_best" "$p_without_best")" \
+                "$(ratio "$p_with_med" "$p_without_med")" "" "<= 1.10 $(met "$(ratio "$p_with_med" "$p_without_med")" 1.10)"
+        printf "$row" "    median of the $b_pairs paired ratios" "" "$p_ratio_med" "" "<= 1.10 $(met "$p_ratio_med" 1.10)"
+        printf "$row" "    paired ratios" "" "" "" "${p_ratios[*]}"
+        [ ${#p_host[@]} -gt 0 ] && printf "$row" "    host check after each pair (loop beside / alone)" "" "" "" "${p_host[*]}"
+        printf "$row" "    cats without, ms" "" "" "" "$(for u in "${p_without[@]}"; do us "$u"; echo -n ' '; done)"
+        printf "$row" "    cats with, ms" "" "" "" "$(for u in "${p_with[@]}"; do us "$u"; echo -n ' '; done)"
+        printf "$row" "    encoding under way before and after each 'with' cat (status)" "$p_seen of $b_pairs" "" "" \
+                "(finished early: $p_ready_early)"
+        printf "$row" "    CPU s the SCHED_IDLE threads got during each 'with' cat" "" "" "" "${p_idle[*]}"
+        printf "$row" "    others' CPU s during each cat (noise), without | with" "" "" "" \
+                "${p_noise_without[*]} | ${p_noise_with[*]}"
+        printf "$row" "    SCHED_IDLE threads in the daemon then" "" "" "" "${p_threads[*]}"
+        printf "$row" "    stat pack.tar before the cat (plan), without | with, ms" "" "" "" \
+                "$(for u in "${p_plan_without[@]}"; do us "$u"; echo -n ' '; done)| $(for u in "${p_plan_with[@]}"; do us "$u"; echo -n ' '; done)"
+        if [ ${#h_alone[@]} -gt 0 ]; then
+                printf "$row" "(i) host check: a CPU loop on cpu 0 alone (wall)" "$(ms "$(printf '%s\n' "${h_alone[@]}" | sort -n | head -n1)")" \
+                        "$(ms "$(median "${h_alone[@]}")")" "" "CPU s: ${h_cpu_alone[*]}"
+                printf "$row" "    the same beside a SCHED_IDLE spin loop on cpu 1" "$(ms "$(printf '%s\n' "${h_beside[@]}" | sort -n | head -n1)")" \
+                        "$(ms "$(median "${h_beside[@]}")")" "$(ratio "$(median "${h_beside[@]}")" "$(median "${h_alone[@]}")")" \
+                        "CPU s: ${h_cpu_beside[*]} (1.00: idle work costs the foreground nothing)"
+        fi
+        printf "$row" "(i) SIGINT to cat of a cold pack.tar.xz: its end after the signal" "$(ms "$s_best")" "$(ms "$s_med")" \
+                "" "worst $(ms "$s_worst"); exit ${s_rc[*]}"
+        printf "$row" "    encoding still under way after the interrupt (status)" "$s_going of $reps" "" "" ""
 }
 out=$bench/results-$(date -u +%Y%m%d-%H%M%S).txt
 report | tee "$out"

@@ -33,6 +33,7 @@ set -euo pipefail
 export LC_ALL=C
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+argv=("$@")
 quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 b_pairs=6 codecs="zst gz xz"
 while [ $# -gt 0 ]; do
         case $1 in
@@ -69,6 +70,14 @@ if [ $quick = 1 ]; then
 else
         bench=${PACKFS_BENCH_DIR:-/var/tmp/packfs-bench}
         min_bytes=$((600 * 1000 * 1000)) min_files=20000 max_item=$((40 * 1000 * 1000))
+fi
+
+# One run at a time per bench directory: two would share its mount points and
+# caches, and each would time the other's load. The lock is held by flock(1)
+# (-o: not by the daemons this script starts).
+if [ -z "${PACKFS_BENCH_LOCKED:-}" ]; then
+        flock -n "$bench.lock" true || printf '== another bench/run.sh is using %s; waiting for it\n' "$bench" >&2
+        PACKFS_BENCH_LOCKED=1 exec flock -o "$bench.lock" "$BASH" "$0" "${argv[@]}"
 fi
 
 store=$bench/store db=$bench/db.sqlite profiles=$bench/profiles profiles100=$bench/profiles100

@@ -14,6 +14,7 @@
 #   --xz-reps N  cold runs of pack.tar.xz and of tar | xz (default 2: xz -6 of
 #              the full closure takes 2 minutes a side, and one pair is at the
 #              mercy of the host: 0.90x to 1.04x in single pairs); 0 skips xz
+#              (in section i too: its xz warm and its --list all find)
 #   --compressed-only  only the compressed packs of issue 3 (section h)
 #   --codecs LIST      which of them (default "zst gz xz"; also what section i
 #              warms)

@@ -400,7 +400,8 @@ static void length_record(pf_cache *cache, const pf_closure_item *item, const ui
  * length; only the items whose members are needed (wanted, or of unknown
  * length) are replayed or walked. */
 static int plan_store_items(tar_planner *t) {
-        enum { ITEM_MEMBERS, ITEM_SUM_LENGTH, ITEM_KNOWN_LENGTH };
+        /* ITEM_MEMBERS_RECORD: members, and their length is not recorded yet. */
+        enum { ITEM_MEMBERS, ITEM_MEMBERS_RECORD, ITEM_SUM_LENGTH, ITEM_KNOWN_LENGTH };
         const pf_closure *closure = t->view->closure;
         pf_cache *cache = t->view->cache;
         size_t n = closure->n_items, n_needed = 0, next = 0;
@@ -416,7 +417,10 @@ static int plan_store_items(tar_planner *t) {
         for (size_t i = 0; i < n; i++) {
                 item_identity(&closure->items[i], ids[i]);
                 if (!t->want || t->want(t->want_userdata, ids[i]))
-                        kind[i] = ITEM_MEMBERS;
+                        /* Recorded as it goes, for the next sizing plan (pf_packs_size()). */
+                        kind[i] = length_lookup(cache, &closure->items[i], ids[i], &lengths[i]) > 0
+                                          ? ITEM_MEMBERS
+                                          : ITEM_MEMBERS_RECORD;
                 else if (length_lookup(cache, &closure->items[i], ids[i], &lengths[i]) > 0)
                         kind[i] = ITEM_KNOWN_LENGTH;
                 else
@@ -446,9 +450,14 @@ static int plan_store_items(tar_planner *t) {
                                 r = pf_plan_add_zero(t->builder, lengths[i]);
                         }
                         break;
-                default:
+                default: {
+                        uint64_t start = pf_plan_builder_size(t->builder);
                         r = pf_walk_batch_item(batch, next++, on_store_entry, t, &walked);
+                        if (r >= 0 && kind[i] == ITEM_MEMBERS_RECORD)
+                                length_record(cache, &closure->items[i], ids[i],
+                                              pf_plan_builder_size(t->builder) - start);
                         break;
+                }
                 }
                 t->n_walked += r >= 0 && walked;
         }
@@ -513,7 +522,9 @@ static int tar_plan_sparse(const pf_format *self, const pf_view *view,
         if (r < 0)
                 goto fail;
         extra_free(extras);
-        if (view->cache && t.n_walked > 0)
+        if (view->cache && t.n_walked == view->closure->n_items)
+                log_info("%s/%s: walked its %zu store items", view->name, self->file_name, t.n_walked);
+        else if (view->cache && t.n_walked > 0)
                 log_info("%s/%s: walked %zu of %zu store items, the others' member lists or lengths from the cache",
                          view->name, self->file_name, t.n_walked, view->closure->n_items);
         return pf_plan_builder_finish(t.builder, tar_generate, t.data, tar_plan_data_free, ret);

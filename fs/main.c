@@ -595,6 +595,12 @@ static int warm_arg(pf_packs *packs, const char *arg, bool tty) {
         r = pf_packs_resolve_view(packs, view, &item);
         if (r < 0)
                 return log_error_errno(r, "warm: view %s", view);
+        /* A stat reports who may read the pack: recorded now, so that a
+         * mount's first stat of a warmed file costs a record lookup. */
+        pf_access access;
+        r = pf_packs_access(packs, view, item, &access);
+        if (r < 0)
+                return r;
         if (format)
                 return warm_file(packs, view, item, format, tty);
 

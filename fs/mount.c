@@ -116,6 +116,9 @@ typedef struct fs {
         bool stopping;          /* unmounted: the SIGUSR1 thread ends */
         pthread_t usr1_thread;  /* owned by pf_mount_run, which joins it */
         bool usr1_running;
+        /* Surveys and `prepare` (prepare.h): started by op_init, stopped by
+         * pf_mount_run once the session loop has ended. */
+        pf_prepare *prepare;
 } fs;
 
 static void raise_readahead(void);
@@ -506,10 +509,10 @@ static bool session_gone(void *userdata) {
         return fuse_session_exited(userdata);
 }
 
-/* The plan of N's pack, for REQ. A wait for an encoding returns -EINTR as soon
- * as the kernel interrupts REQ (its caller got a signal: Ctrl-C); the encoding
- * goes on for the next reader. */
-static int file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret) {
+/* The plan of N's pack for REQ, or with RET NULL only its size (*RET_SIZE). A
+ * wait for an encoding returns -EINTR as soon as the kernel interrupts REQ
+ * (its caller got a signal: Ctrl-C); the encoding goes on for the next reader. */
+static int file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret, uint64_t *ret_size) {
         _cleanup_free_ char *view = NULL;
         request_wait w = { .packs = f->packs,
                            .waiter = { .gone = session_gone, .userdata = f->se } };
@@ -522,7 +525,10 @@ static int file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret) {
                 return r;
         pf_background_note_foreground();
         fuse_req_interrupt_func(req, on_interrupt, &w);
-        r = pf_packs_plan(f->packs, view, n->item, n->format, &w.waiter, ret);
+        if (ret)
+                r = pf_packs_plan(f->packs, view, n->item, n->format, &w.waiter, ret);
+        else
+                r = pf_packs_size(f->packs, view, n->item, n->format, &w.waiter, ret_size);
         /* After this, libfuse calls on_interrupt no more (it holds the
          * request's lock around both): W may go. */
         fuse_req_interrupt_func(req, NULL, NULL);
@@ -574,19 +580,18 @@ static void fill_file_attr(fs *f, const node *n, uint64_t size, struct stat *st)
 }
 
 static int node_attr(fuse_req_t req, fs *f, const node *n, struct stat *st) {
-        pf_plan *plan = NULL;
+        uint64_t size;
         int r;
 
         if (n->kind != NODE_FILE) {
                 fill_dir_attr(f, n->ino, st);
                 return 0;
         }
-        /* The size comes from the plan alone: metadata, never file contents. */
-        r = file_plan(req, f, n, &plan);
+        /* The size comes from metadata (or the cache), never file contents. */
+        r = file_plan(req, f, n, NULL, &size);
         if (r < 0)
                 return r;
-        fill_file_attr(f, n, pf_plan_size(plan), st);
-        pf_plan_unref(plan);
+        fill_file_attr(f, n, size, st);
         return 0;
 }
 
@@ -667,6 +672,13 @@ static int lookup_child(fs *f, const node *parent, const char *name, node **ret)
         return 0;
 }
 
+/* What a plan learnt (member lists, lengths, who may read) is kept in the
+ * cache's pending records until this: after the reply, so the caller does not
+ * wait for the index to be written. */
+static void write_learnt(fs *f) {
+        (void) pf_cache_flush_records(pf_packs_cache(f->packs));
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
         fs *f = fs_of(req);
         struct fuse_entry_param e = { .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT };
@@ -688,6 +700,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
         node_lookup_count(n);
         if (fuse_reply_entry(req, &e) != 0)
                 node_forget(n, 1); /* the kernel did not take it: the request was interrupted */
+        write_learnt(f);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -711,6 +724,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 fuse_reply_err(req, reply_errno(r));
         else
                 fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+        write_learnt(f);
 }
 
 /* A directory listing, built whole at opendir and served in slices.
@@ -883,7 +897,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 fuse_reply_err(req, EROFS);
                 return;
         }
-        r = file_plan(req, f, n, &plan);
+        r = file_plan(req, f, n, &plan, NULL);
         if (r < 0) {
                 fuse_reply_err(req, reply_errno(r) == ENOENT ? EIO : reply_errno(r));
                 return;
@@ -892,6 +906,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         fi->keep_cache = 1;
         if (fuse_reply_open(req, fi) != 0)
                 pf_plan_unref(plan);
+        write_learnt(f);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -980,6 +995,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
         if (f->max_read)
                 conn->max_read = f->max_read;
         daemon_ready(f);
+        /* Once the kernel took the mount, and the daemon logs where it
+         * should. Work ahead is an extra: the mount serves without it. */
+        if (!f->prepare)
+                (void) pf_prepare_start(f->packs, &f->prepare);
         conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
         conn->max_readahead = conn->max_readahead ? conn->max_readahead : READ_CHUNK;
 }
@@ -1152,7 +1171,6 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
         struct fuse_loop_config *loop = NULL;
         struct fuse_session *se = NULL;
-        pf_prepare *prepare = NULL;
         fs f = { .packs = packs, .uid = getuid(), .gid = getgid(), .mountpoint = mountpoint, .ready_fd = -1,
                  .readahead_once = PTHREAD_ONCE_INIT, .list_all = list_all };
         sigset_t usr1;
@@ -1225,10 +1243,8 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         }
         if (foreground)
                 log_info("serving %s", mountpoint);
-        /* After daemonize(): threads do not survive fork(). Preparing is an
-         * extra: the mount serves without it. */
+        /* After daemonize(): threads do not survive fork(). */
         usr1_start(&f);
-        (void) pf_prepare_start(packs, &prepare);
 
         loop = fuse_loop_cfg_create();
         if (!loop)
@@ -1243,7 +1259,7 @@ int pf_mount_run(pf_packs *packs, const char *mountpoint, const char *fuse_opts,
         log_info("unmounted %s", mountpoint);
 out_unmount:
         usr1_stop(&f);
-        pf_prepare_stop(prepare);
+        pf_prepare_stop(f.prepare);
         fuse_session_unmount(se);
 out_signals:
         fuse_remove_signal_handlers(se);

@@ -21,6 +21,9 @@
 
 typedef struct plan_slot {
         const pf_format *format;        /* NULL: a free slot */
+        /* A sizing plan (pf_packs_size()): every segment a placeholder of its
+         * exact length, never read; else the plan served to readers. */
+        bool sizing;
         uint8_t closure_id[32];
         uint8_t options_id[32];
         pf_plan *plan;                  /* once made */
@@ -197,20 +200,20 @@ int pf_packs_options(pf_packs *p, const char *view, pf_options *ret) {
         return pf_config_options_for(p->config, options_name(view), ret);
 }
 
-static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, pf_packs_waiter *waiter,
-                       bool background, pf_plan **ret);
+static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing,
+                       pf_packs_waiter *waiter, bool background, pf_plan **ret);
 
 /* A plan another format needs (compressed variants: their base) is made in
  * the thread that needs it: that thread is already the one a reader waits on. */
 static int plan_of(const pf_view *view, const pf_format *format, pf_plan **ret) {
-        return plan_cached(view->planner, view, format, NULL, false, ret);
+        return plan_cached(view->planner, view, format, false, NULL, false, ret);
 }
 
 /* The slot holding FORMAT over V (planned, being planned, or failed), or NULL. */
-static plan_slot *slot_find(pf_packs *p, const pf_view *v, const pf_format *format) {
+static plan_slot *slot_find(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing) {
         for (size_t i = 0; i < PLAN_CACHE_SIZE; i++) {
                 plan_slot *s = &p->plans[i];
-                if (s->format == format && !memcmp(s->closure_id, v->closure->id, 32) &&
+                if (s->format == format && s->sizing == sizing && !memcmp(s->closure_id, v->closure->id, 32) &&
                     !memcmp(s->options_id, v->options->id, 32))
                         return s;
         }
@@ -229,10 +232,12 @@ static plan_slot *slot_victim(pf_packs *p) {
         return victim;
 }
 
-static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_format *format, bool background) {
+static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_format *format, bool sizing,
+                       bool background) {
         pf_plan_unref(slot->plan);
         slot->plan = NULL;
         slot->format = format;
+        slot->sizing = sizing;
         memcpy(slot->closure_id, v->closure->id, 32);
         memcpy(slot->options_id, v->options->id, 32);
         slot->busy = true;
@@ -241,17 +246,24 @@ static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_
         slot->attempt = ++p->attempts;
 }
 
-/* Plans FORMAT over V into SLOT (NULL: uncached, in the BACKGROUND or not)
- * and publishes the result. */
-static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, plan_slot *slot, bool background,
-                     pf_plan **ret) {
+static bool want_none(void *userdata, const uint8_t identity[32]) {
+        return false;
+}
+
+/* Plans FORMAT over V (a SIZING plan or the real one) into SLOT (NULL:
+ * uncached, in the BACKGROUND or not) and publishes the result. */
+static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing, plan_slot *slot,
+                     bool background, pf_plan **ret) {
         static const bool always = true;
         pf_view view = *v;
         pf_plan *plan = NULL;
         int r;
 
         view.background = slot ? &slot->background : background ? &always : NULL;
-        r = format->plan(format, &view, &plan);
+        if (sizing)
+                r = format->plan_sparse(format, &view, want_none, NULL, &plan);
+        else
+                r = format->plan(format, &view, &plan);
         if (r < 0 && r != -ECANCELED)
                 log_error_errno(r, "%s/%s: cannot plan", v->name, format->file_name);
 
@@ -278,6 +290,7 @@ typedef struct planner {
         pf_packs *packs;
         char *view, *item;
         const pf_format *format;
+        bool sizing;
         plan_slot *slot;
         bool published;         /* plan_into() ran and published the outcome */
 } planner;
@@ -288,7 +301,7 @@ static int with_view(pf_packs *p, const char *view_name, const char *item,
 static int planner_plan(pf_packs *p, const pf_view *v, void *userdata) {
         planner *pl = userdata;
         pf_plan *plan = NULL;
-        int r = plan_into(p, v, pl->format, pl->slot, false, &plan);
+        int r = plan_into(p, v, pl->format, pl->sizing, pl->slot, false, &plan);
 
         pl->published = true;
         pf_plan_unref(plan); /* the slot holds its own reference */
@@ -318,7 +331,8 @@ static void *planner_main(void *userdata) {
 
 /* Starts a planner thread for SLOT (claimed for FORMAT over V). Called with the
  * lock held. */
-static int planner_start_locked(pf_packs *p, const pf_view *v, const pf_format *format, plan_slot *slot) {
+static int planner_start_locked(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing,
+                                plan_slot *slot) {
         planner *pl = calloc(1, sizeof(*pl));
         pthread_attr_t attr;
         pthread_t thread;
@@ -327,7 +341,7 @@ static int planner_start_locked(pf_packs *p, const pf_view *v, const pf_format *
         if (!pl)
                 return -ENOMEM;
         *pl = (planner) { .packs = p, .view = strdup(v->name), .item = strdup(v->closure->root),
-                          .format = format, .slot = slot };
+                          .format = format, .sizing = sizing, .slot = slot };
         if (!pl->view || !pl->item) {
                 r = -ENOMEM;
                 goto fail;
@@ -367,21 +381,22 @@ static void wait_planned(pf_packs *p, const pf_packs_waiter *waiter) {
         pthread_cond_timedwait(&p->planned, &p->lock, &until);
 }
 
-/* The plan of FORMAT over V, from the plan cache or made once: concurrent
- * callers for the same plan wait for the first one's result.
+/* The plan of FORMAT over V (its SIZING plan or the real one), from the plan
+ * cache or made once: concurrent callers for the same plan wait for the first
+ * one's result.
  *
  * With a WAITER, the plan is made by a planner thread and the caller only
  * waits, so pf_packs_interrupt() can end its wait (-EINTR) while the planning
  * goes on. Without one, the caller plans itself. BACKGROUND: made ahead of
  * use (idle priority until a caller without BACKGROUND comes to wait). */
-static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, pf_packs_waiter *waiter,
-                       bool background, pf_plan **ret) {
+static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing,
+                       pf_packs_waiter *waiter, bool background, pf_plan **ret) {
         uint64_t waited_for = 0;        /* the attempt this caller waited on */
         plan_slot *slot;
 
         pthread_mutex_lock(&p->lock);
         for (;;) {
-                slot = slot_find(p, v, format);
+                slot = slot_find(p, v, format, sizing);
                 if (slot && slot->busy) {
                         if (!background && __atomic_exchange_n(&slot->background, false, __ATOMIC_ACQ_REL))
                                 pf_compressed_raised(); /* its slots_lock is never held with ours */
@@ -410,15 +425,15 @@ static int plan_cached(pf_packs *p, const pf_view *v, const pf_format *format, p
                         slot = slot_victim(p);
                 if (!slot)
                         break; /* every slot busy: plan without caching */
-                slot_claim(p, slot, v, format, background);
-                if (waiter && planner_start_locked(p, v, format, slot) >= 0) {
+                slot_claim(p, slot, v, format, sizing, background);
+                if (waiter && planner_start_locked(p, v, format, sizing, slot) >= 0) {
                         waited_for = slot->attempt;
                         continue;
                 }
                 break;
         }
         pthread_mutex_unlock(&p->lock);
-        return plan_into(p, v, format, slot, background, ret);
+        return plan_into(p, v, format, sizing, slot, background, ret);
 }
 
 /* Sets up the view of VIEW_NAME whose item is ITEM and calls FN on it. */
@@ -452,6 +467,7 @@ static int with_view(pf_packs *p, const char *view_name, const char *item,
 
 typedef struct plan_request {
         const pf_format *format;
+        bool sizing;
         pf_packs_waiter *waiter;
         bool background;
         pf_plan **ret;
@@ -459,7 +475,7 @@ typedef struct plan_request {
 
 static int plan_in_view(pf_packs *p, const pf_view *v, void *userdata) {
         plan_request *req = userdata;
-        return plan_cached(p, v, req->format, req->waiter, req->background, req->ret);
+        return plan_cached(p, v, req->format, req->sizing, req->waiter, req->background, req->ret);
 }
 
 int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format,
@@ -485,6 +501,45 @@ int pf_packs_plan_ahead(pf_packs *p, const char *view, const char *item, const p
         return r;
 }
 
+typedef struct size_request {
+        const pf_format *format;
+        pf_packs_waiter *waiter;
+        uint64_t *ret;
+} size_request;
+
+static int size_in_view(pf_packs *p, const pf_view *v, void *userdata) {
+        size_request *req = userdata;
+        const pf_format *format = req->format;
+        pf_plan *plan = NULL;
+        plan_slot *slot;
+        bool sizing;
+        int r;
+
+        /* The real plan when there is one, or when only an encoding tells. */
+        pthread_mutex_lock(&p->lock);
+        slot = slot_find(p, v, format, false);
+        if (slot && !slot->busy && slot->plan) {
+                slot->last_use = ++p->use_clock;
+                *req->ret = pf_plan_size(slot->plan);
+                pthread_mutex_unlock(&p->lock);
+                return 0;
+        }
+        pthread_mutex_unlock(&p->lock);
+        /* Without a cache a sizing plan would walk what the real plan walks
+         * again at open: the real one then. */
+        sizing = format->plan_sparse && !format->cached && p->cache;
+        r = plan_cached(p, v, format, sizing, req->waiter, false, &plan);
+        if (r >= 0)
+                *req->ret = pf_plan_size(plan);
+        pf_plan_unref(plan);
+        return r;
+}
+
+int pf_packs_size(pf_packs *p, const char *view, const char *item, const pf_format *format,
+                  pf_packs_waiter *waiter, uint64_t *ret) {
+        return with_view(p, view, item, size_in_view, &(size_request) { .format = format, .waiter = waiter, .ret = ret });
+}
+
 static int ready_in_view(pf_packs *p, const pf_view *v, void *userdata) {
         const pf_format *format = userdata;
         plan_slot *slot;
@@ -493,7 +548,7 @@ static int ready_in_view(pf_packs *p, const pf_view *v, void *userdata) {
         if (!format->cached)
                 return 1;
         pthread_mutex_lock(&p->lock);
-        slot = slot_find(p, v, format);
+        slot = slot_find(p, v, format, false);
         planned = slot && !slot->busy && slot->plan;
         pthread_mutex_unlock(&p->lock);
         return planned ? 1 : format->cached(format, v);

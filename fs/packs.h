@@ -63,7 +63,15 @@ typedef struct pf_packs_waiter {
  * plans itself and cannot be interrupted). */
 int pf_packs_plan(pf_packs *p, const char *view, const char *item, const pf_format *format,
                   pf_packs_waiter *waiter, pf_plan **ret);
-/* Ends WAITER's wait in pf_packs_plan() with -EINTR, now or as soon as it
+/* The exact size of FORMAT for VIEW whose item is ITEM, as pf_packs_plan()'s
+ * plan would have, waited for in the same way. Formats planned from metadata
+ * with segments (pf_format.plan_sparse) answer from a sizing plan when there
+ * is a cache: each item a placeholder of its recorded length, so a pack whose
+ * items were planned before costs a record lookup per item, not their member
+ * lists. */
+int pf_packs_size(pf_packs *p, const char *view, const char *item, const pf_format *format,
+                  pf_packs_waiter *waiter, uint64_t *ret);
+/* Ends WAITER's wait in pf_packs_plan() or pf_packs_size() with -EINTR, now or as soon as it
  * waits. Any thread (FUSE calls it from the thread reading the INTERRUPT). */
 void pf_packs_interrupt(pf_packs *p, pf_packs_waiter *waiter);
 /* Plans (encodes) FORMAT for VIEW ahead of use, in the calling thread: its

@@ -22,17 +22,22 @@
 #define SETTLE_MS 200
 #define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW)
 
-/* A file a profile's options ask for, and the item it was last queued for. */
+/* A file a profile's options ask for (format NULL: its survey), and the item
+ * it was last queued for. */
 typedef struct wanted {
         char *view;
         const pf_format *format;
         char *item;
 } wanted;
 
+/* A file to encode, or with FORMAT NULL a survey: the sizes of the view's
+ * planned files and who may read its packs, so that a listing finds them
+ * recorded. Surveys go before encodings: they are short, and the first `ls`
+ * of a fresh mount waits for them. */
 typedef struct task {
         char *view, *item;
         const pf_format *format;
-        pf_cache_job *queued;   /* its row in `packfs status` while it waits */
+        pf_cache_job *queued;   /* its row in `packfs status` while it waits (encodings) */
 } task;
 
 struct pf_prepare {
@@ -66,11 +71,11 @@ static wanted *wanted_find(pf_prepare *pr, const char *view, const pf_format *fo
 /* Queues FORMAT of VIEW for ITEM unless that is what was queued last. */
 static int consider(pf_prepare *pr, const char *view, const char *item, const pf_format *format) {
         wanted *w = wanted_find(pr, view, format);
-        _cleanup_free_ char *item_copy = strdup(item);
+        _cleanup_free_ char *item_copy = strdup(item), *view_copy = strdup(view);
         char name[PATH_MAX + 64];
         task *t;
 
-        if (!item_copy)
+        if (!item_copy || !view_copy)
                 return -ENOMEM;
         if (w && w->item && !strcmp(w->item, item))
                 return 0;
@@ -99,15 +104,18 @@ static int consider(pf_prepare *pr, const char *view, const char *item, const pf
         if (!t)
                 return -ENOMEM;
         pr->queue = t;
-        t = &t[pr->n_queue];
-        *t = (task) { .view = strdup(view), .item = TAKE_PTR(item_copy), .format = format };
-        if (!t->view) {
-                free(t->item);
-                return -ENOMEM;
-        }
-        snprintf(name, sizeof(name), "%s/%s", view, format->file_name);
-        pf_cache_job_queue(pf_packs_cache(pr->packs), name, &t->queued);
+        size_t at = pr->n_queue;
+        if (!format) /* after the other surveys, before any encoding */
+                for (at = 0; at < pr->n_queue && !pr->queue[at].format; at++)
+                        ;
+        memmove(&t[at + 1], &t[at], (pr->n_queue - at) * sizeof(*t));
+        t = &t[at];
+        *t = (task) { .view = TAKE_PTR(view_copy), .item = TAKE_PTR(item_copy), .format = format };
         pr->n_queue++;
+        if (format) {
+                snprintf(name, sizeof(name), "%s/%s", view, format->file_name);
+                pf_cache_job_queue(pf_packs_cache(pr->packs), name, &t->queued);
+        }
         free(w->item);
         w->item = strdup(item); /* NULL (out of memory): queued again next time */
         return 0;
@@ -135,14 +143,15 @@ static void consider_profile(pf_prepare *pr, const char *view) {
         _cleanup_free_ char *item = NULL;
         pf_options options = {};
 
-        if (pf_packs_options(pr->packs, view, &options) < 0)
+        if (pf_packs_resolve_view(pr->packs, view, &item) < 0 || pf_packs_options(pr->packs, view, &options) < 0)
                 return;
-        if (options.n_prepare > 0 && pf_packs_resolve_view(pr->packs, view, &item) >= 0)
-                for (size_t i = 0; i < options.n_prepare; i++) {
-                        const pf_format *format = pf_format_find(options.prepare[i]);
-                        if (format && consider(pr, view, item, format) == -ENOMEM)
-                                log_warning("prepare: out of memory queueing %s", view);
-                }
+        if (consider(pr, view, item, NULL) == -ENOMEM)
+                log_warning("prepare: out of memory queueing %s", view);
+        for (size_t i = 0; i < options.n_prepare; i++) {
+                const pf_format *format = pf_format_find(options.prepare[i]);
+                if (format && consider(pr, view, item, format) == -ENOMEM)
+                        log_warning("prepare: out of memory queueing %s", view);
+        }
         pf_options_done(&options);
 }
 
@@ -205,10 +214,43 @@ static void rescan(pf_prepare *pr) {
         scan_dir(pr, root, "", 0);
 }
 
+static double seconds_between(const struct timespec *start, const struct timespec *end) {
+        return (double) (end->tv_sec - start->tv_sec) + (double) (end->tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* A survey: what a listing of the view asks, answered ahead. A failure is
+ * the listing's to report (it gets the same error), so it is only logged at
+ * debug level. */
+static void survey(pf_prepare *pr, task *t) {
+        size_t n_formats;
+        const pf_format *const *formats = pf_formats(&n_formats);
+        struct timespec start, end;
+        pf_access access;
+        uint64_t size;
+        int r = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (size_t i = 0; i < n_formats && r >= 0 && !stopping(pr); i++)
+                if (!formats[i]->cached)
+                        r = pf_packs_size(pr->packs, t->view, t->item, formats[i], NULL, &size);
+        if (r >= 0 && !stopping(pr))
+                r = pf_packs_access(pr->packs, t->view, t->item, &access);
+        (void) pf_cache_flush_records(pf_packs_cache(pr->packs));
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        if (r >= 0)
+                log_debug("survey: %s (%.3f s)", t->view, seconds_between(&start, &end));
+        else
+                log_debug("survey: %s: %s", t->view, strerror(-r));
+}
+
 static void run_task(pf_prepare *pr, task *t) {
         struct timespec start, end;
         int r;
 
+        if (!t->format) {
+                survey(pr, t);
+                return;
+        }
         pf_cache_job_end(t->queued);
         t->queued = NULL;
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -216,7 +258,7 @@ static void run_task(pf_prepare *pr, task *t) {
         clock_gettime(CLOCK_MONOTONIC, &end);
         if (r >= 0)
                 log_info("prepare: %s/%s is ready (%.2f s)", t->view, t->format->file_name,
-                         (double) (end.tv_sec - start.tv_sec) + (double) (end.tv_nsec - start.tv_nsec) / 1e9);
+                         seconds_between(&start, &end));
         else if (r != -ECANCELED)
                 log_error_errno(r, "prepare: %s/%s", t->view, t->format->file_name);
 }
@@ -259,11 +301,13 @@ int pf_prepare_start(pf_packs *packs, pf_prepare **ret) {
         int r;
 
         *ret = NULL;
-        pf_config_foreach_prepare(pf_packs_config(packs), has_prepare, &any);
-        if (!any || !pf_packs_profiles_root(packs))
+        if (!pf_packs_profiles_root(packs))
                 return 0;
         if (!pf_packs_cache(packs)) {
-                log_warning("prepare: no cache, so nothing is prepared ahead");
+                /* Surveys would only fill the plan cache of this mount. */
+                pf_config_foreach_prepare(pf_packs_config(packs), has_prepare, &any);
+                if (any)
+                        log_warning("prepare: no cache, so nothing is prepared ahead");
                 return 0;
         }
         pr = calloc(1, sizeof(*pr));

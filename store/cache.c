@@ -28,6 +28,17 @@ typedef struct pin {
         unsigned count;
 } pin;
 
+typedef struct pending_record {
+        uint8_t key[32];
+        void *data;
+        size_t size;
+        int64_t put_ns;         /* its last use, for eviction */
+} pending_record;
+
+/* Past either, a put writes the pending records out. */
+#define PENDING_MAX_RECORDS 512
+#define PENDING_MAX_BYTES (16u << 20)
+
 struct pf_cache {
         char *dir;
         char *owner;
@@ -39,6 +50,12 @@ struct pf_cache {
         /* The record lookup, prepared once per connection: it runs for every
          * store item of every plan (NULL until first used). */
         sqlite3_stmt *record_get;
+        /* Records put but not yet in the index: a plan puts one or more per
+         * store item, and a transaction each costs more than the walk they
+         * save. Written in one transaction by pf_cache_flush_records(), when
+         * there are many, and when the connection closes; gets see them. */
+        pending_record *pending;
+        size_t n_pending, allocated_pending, pending_bytes;
         pin *pins;
         size_t n_pins, allocated_pins;
         unsigned next_job_id;
@@ -254,7 +271,12 @@ int pf_cache_connect(pf_cache *c) {
         return r;
 }
 
+static int flush_records_locked(pf_cache *c);
+
 void pf_cache_disconnect(pf_cache *c) {
+        pthread_mutex_lock(&c->lock);
+        (void) flush_records_locked(c);
+        pthread_mutex_unlock(&c->lock);
         sqlite3_finalize(c->record_get);
         c->record_get = NULL;
         sqlite3_close(c->db);
@@ -443,6 +465,7 @@ void pf_cache_free(pf_cache *c) {
                 return;
         pf_cache_disconnect(c);
         pthread_mutex_destroy(&c->lock);
+        free(c->pending);
         free(c->pins);
         free(c->dir);
         free(c->owner);
@@ -646,6 +669,8 @@ static void evict_locked(pf_cache *c) {
         sqlite3_stmt *st = NULL, *del_object = NULL, *del_record = NULL;
         uint64_t total = 0, freed = 0;
         unsigned n = 0;
+
+        (void) flush_records_locked(c); /* counted and evicted like the others */
 
         if (prepare(c, "SELECT (SELECT COALESCE(SUM(size), 0) FROM objects) + (SELECT COALESCE(SUM(size), 0) FROM records)",
                     &st) < 0)
@@ -970,6 +995,18 @@ int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *
         int r;
 
         pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < c->n_pending; i++)
+                if (!memcmp(c->pending[i].key, key, 32)) {
+                        void *copy = malloc(MAX(c->pending[i].size, (size_t) 1));
+                        if (copy)
+                                memcpy(copy, c->pending[i].data, c->pending[i].size);
+                        pthread_mutex_unlock(&c->lock);
+                        if (!copy)
+                                return -ENOMEM;
+                        *ret = copy;
+                        *ret_size = c->pending[i].size;
+                        return 0;
+                }
         r = 0;
         if (!c->record_get) {
                 r = sqlite3_prepare_v3(c->db, "SELECT data, last_use FROM records WHERE key = ?", -1,
@@ -994,24 +1031,101 @@ int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *
         return r;
 }
 
-int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size) {
+/* Writes the pending records in one transaction. Best effort, as every
+ * record is: on failure they are dropped (logged), and the next plan derives
+ * them again. */
+static int flush_records_locked(pf_cache *c) {
         sqlite3_stmt *st = NULL;
         int r;
 
-        if (size > INT_MAX)
-                return -EFBIG;
-        pthread_mutex_lock(&c->lock);
-        r = prepare(c, "INSERT OR REPLACE INTO records (key, data, size, last_use) VALUES (?, ?, ?, ?)", &st);
-        if (r >= 0) {
-                sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
-                sqlite3_bind_blob(st, 2, size ? data : "", (int) size, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 3, (int64_t) size);
-                sqlite3_bind_int64(st, 4, now_ns());
-                r = step_done(st);
+        if (c->n_pending == 0 || !c->db)
+                return 0;
+        r = exec_sql(c->db, "BEGIN IMMEDIATE");
+        if (r >= 0)
+                r = prepare(c, "INSERT OR REPLACE INTO records (key, data, size, last_use) VALUES (?, ?, ?, ?)", &st);
+        for (size_t i = 0; r >= 0 && i < c->n_pending; i++) {
+                pending_record *p = &c->pending[i];
+                sqlite3_reset(st);
+                sqlite3_bind_blob(st, 1, p->key, 32, SQLITE_STATIC);
+                sqlite3_bind_blob(st, 2, p->size ? p->data : "", (int) p->size, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 3, (int64_t) p->size);
+                sqlite3_bind_int64(st, 4, p->put_ns);
+                r = sqlite3_step(st);
+                r = r == SQLITE_DONE ? 0 : pf_sqlite_errno(r);
+        }
+        sqlite3_finalize(st);
+        if (r >= 0)
+                r = exec_sql(c->db, "COMMIT");
+        if (r < 0) {
+                if (!sqlite3_get_autocommit(c->db))
+                        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+                if (is_disk_full(r))
+                        log_disk_full_locked(c);
+                else
+                        log_warning("cache index %s: %zu records not written: %s", c->dir, c->n_pending,
+                                    strerror(-r));
         }
         /* No eviction here: a plan records a list per item, and each pass
          * sums the whole index. Records are small; the next object's commit
          * makes room for them. */
+        for (size_t i = 0; i < c->n_pending; i++)
+                free(c->pending[i].data);
+        c->n_pending = 0;
+        c->pending_bytes = 0;
+        return r;
+}
+
+int pf_cache_flush_records(pf_cache *c) {
+        int r;
+
+        if (!c)
+                return 0;
+        pthread_mutex_lock(&c->lock);
+        r = flush_records_locked(c);
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+/* Removes KEY's pending record, if any. Called with the lock held. */
+static void drop_pending_locked(pf_cache *c, const uint8_t key[32]) {
+        for (size_t i = 0; i < c->n_pending; i++)
+                if (!memcmp(c->pending[i].key, key, 32)) {
+                        c->pending_bytes -= c->pending[i].size;
+                        free(c->pending[i].data);
+                        c->pending[i] = c->pending[--c->n_pending];
+                        return;
+                }
+}
+
+int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size) {
+        void *copy;
+        int r = 0;
+
+        if (size > INT_MAX)
+                return -EFBIG;
+        copy = malloc(MAX(size, (size_t) 1));
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, data, size);
+        pthread_mutex_lock(&c->lock);
+        drop_pending_locked(c, key);
+        if (c->n_pending == c->allocated_pending) {
+                size_t na = c->allocated_pending ? c->allocated_pending * 2 : 64;
+                pending_record *v = reallocarray(c->pending, na, sizeof(*v));
+                if (!v) {
+                        pthread_mutex_unlock(&c->lock);
+                        free(copy);
+                        return -ENOMEM;
+                }
+                c->pending = v;
+                c->allocated_pending = na;
+        }
+        c->pending[c->n_pending] = (pending_record) { .data = copy, .size = size, .put_ns = now_ns() };
+        memcpy(c->pending[c->n_pending].key, key, 32);
+        c->n_pending++;
+        c->pending_bytes += size;
+        if (c->n_pending >= PENDING_MAX_RECORDS || c->pending_bytes >= PENDING_MAX_BYTES)
+                r = flush_records_locked(c);
         pthread_mutex_unlock(&c->lock);
         return r;
 }
@@ -1021,6 +1135,7 @@ int pf_cache_record_drop(pf_cache *c, const uint8_t key[32]) {
         int r;
 
         pthread_mutex_lock(&c->lock);
+        drop_pending_locked(c, key);
         r = prepare(c, "DELETE FROM records WHERE key = ?", &st);
         if (r >= 0) {
                 sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
@@ -1117,6 +1232,7 @@ int pf_cache_get_usage(pf_cache *c, pf_cache_usage *ret) {
 
         *ret = (pf_cache_usage) { .max_bytes = c->max_bytes };
         pthread_mutex_lock(&c->lock);
+        (void) flush_records_locked(c);
         r = prepare(c,
                     "SELECT (SELECT COUNT(*) FROM objects), (SELECT COALESCE(SUM(size), 0) FROM objects),"
                     " (SELECT COUNT(*) FROM manifests), (SELECT COUNT(*) FROM records),"

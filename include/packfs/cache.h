@@ -97,11 +97,19 @@ int pf_cache_manifest_put(pf_cache *c, const uint8_t key[32], const uint8_t (*ke
 
 /* Records: small byte strings kept in the index itself (a store item's member
  * list, walkcache.h), counted in the size and evicted least recently used like
- * objects (when an object is committed), never pinned: get returns a malloc'd copy (-ENOENT if absent). Their
- * integrity is their owner's to check. */
+ * objects (when an object is committed), never pinned: get returns a malloc'd
+ * copy (-ENOENT if absent). Their integrity is their owner's to check.
+ *
+ * Puts are written behind: kept in memory (where gets find them) and written
+ * in one transaction by pf_cache_flush_records(), once many are pending, or
+ * when the cache is closed. A put's error is the flush's, if it flushed. Other
+ * processes see a record once it is flushed; a crash loses the pending ones
+ * (a record is always derivable again). */
 int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *ret_size);
 int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size);
 int pf_cache_record_drop(pf_cache *c, const uint8_t key[32]);
+/* Writes the pending records (C may be NULL). */
+int pf_cache_flush_records(pf_cache *c);
 
 /* Encodings under way, shown by `packfs status`: input bytes DONE of TOTAL and
  * OUTPUT bytes written so far. Progress updates are cheap (throttled to a few

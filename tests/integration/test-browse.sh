@@ -9,7 +9,7 @@
 # interrupted.
 source "$(dirname "$0")/lib.sh"
 need_fuse
-need_tools xz zstd gzip cmp find base64 timeout
+need_tools xz zstd gzip cmp find base64 timeout sqlite3
 setup_work
 make_store
 
@@ -91,6 +91,10 @@ check "packfs warm other" "$PACKFS" warm "${W[@]}" other
 check "packfs warm demo/pack.tar.zst" "$PACKFS" warm "${W[@]}" demo/pack.tar.zst
 check_eq "warm prints nothing off a terminal" "" "$("$PACKFS" warm "${W[@]}" other 2>&1)"
 check_fails "warm of no such view" "nosuch" "$PACKFS" warm "${W[@]}" nosuch
+# Without the items' member lists (records of 40 and 44 bytes are pack.tar
+# lengths and who may read), a warmed file's stat must find all it needs
+# recorded: its size, and who may read it.
+sqlite3 "$WORK/cache-warm/index.sqlite" 'DELETE FROM records WHERE size NOT IN (40, 44)'
 M3=$WORK/mnt-warm
 mount_packfs "$M3" --cache "$WORK/cache-warm"
 check_eq "warmed files are listed at once" "$all" "$(T ls "$M3/other")"
@@ -99,9 +103,46 @@ for f in pack.tar.gz pack.tar.xz pack.tar.zst; do
 done
 T stat "$M3/demo/pack.tar.zst" >/dev/null
 check_eq "the first stat of every warmed file encodes nothing" "0" "$(grep -c ': encoded' "$MOUNT_LOG" || true)"
+# (prep was not warmed: the mount's survey walks its items.)
+check_eq "the first stat of every warmed file walks no store item" "" \
+        "$(grep walked "$MOUNT_LOG" | grep -v -e "prep/" -e "$(readlink -f "$PROFILES/prep")" || true)"
 check "warmed .zst = what a mount encodes" cmp "$M3/demo/pack.tar.zst" <("$PACKFS" build \
         --store "$STORE" --db "$DB" --profiles "$PROFILES" --cache "$WORK/cache-fresh" demo/pack.tar.zst -o -)
 unmount_packfs "$M3" "$MOUNT_PID"
+
+# ---- the survey: a fresh mount records what a listing needs, ahead ----
+S=$WORK/cache-survey
+M5=$WORK/mnt-survey
+mount_packfs "$M5" --cache "$S"
+# demo and other have items of their own (their profile items); prep's closure
+# is demo's (the same items give the same profile item), already recorded.
+for ((i = 0; i < 100; i++)); do
+        (($(grep -c '/pack.tar: walked' "$MOUNT_LOG" || true) >= 2)) && break
+        sleep 0.1
+done
+check_eq "the survey walked each closure once, unasked" "demo other" \
+        "$(grep -o '^packfs: [a-z]*/pack.tar: walked' "$MOUNT_LOG" | cut -d' ' -f2 | cut -d/ -f1 | sort | paste -sd' ')"
+check_eq "the survey encoded nothing" "0 0" "$(grep -c ': encoded' "$MOUNT_LOG") $(objects "$S")"
+mark=$(wc -l <"$MOUNT_LOG")
+# Mode, size and name of each listed file.
+sizes() { T ls -l "$1" | awk 'NR > 1 { print $1, $5, $NF }'; }
+declare -A surveyed
+for v in demo other prep; do
+        surveyed[$v]=$(sizes "$M5/$v")
+done
+check_eq "ls -l after the survey walks nothing more" "" "$(tail -n +$((mark + 1)) "$MOUNT_LOG" | grep walked || true)"
+unmount_packfs "$M5" "$MOUNT_PID"
+# Sizes and who may read come from their own records, not member lists.
+sqlite3 "$S/index.sqlite" 'DELETE FROM records WHERE size NOT IN (40, 44)'
+mark=$(wc -l <"$MOUNT_LOG")
+mount_packfs "$M5" --cache "$S"
+for v in demo other prep; do
+        check_eq "$v: ls -l from the records alone, as before" "${surveyed[$v]}" "$(sizes "$M5/$v")"
+done
+check_eq "and walks nothing" "" "$(tail -n +$((mark + 1)) "$MOUNT_LOG" | grep walked || true)"
+check_eq "demo/pack.tar: size from the records = bytes read" "$(fsize "$M5/demo/pack.tar")" \
+        "$(bytes_read "$M5/demo/pack.tar")"
+unmount_packfs "$M5" "$MOUNT_PID"
 
 # ---- build and warm, interrupted, leave nothing partial ----
 B=(--store "$STORE" --db "$DB" --profiles "$PROFILES" --cache "$WORK/cache-int")

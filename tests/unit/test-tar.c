@@ -1054,6 +1054,37 @@ START_TEST(test_tar_plan_sparse_lengths) {
 }
 END_TEST
 
+/* A full plan records each item's length as it goes, so a sizing plan (every
+ * item a placeholder: what pf_packs_size() makes) needs neither the member
+ * lists nor the store afterwards, and has the full plan's size. */
+START_TEST(test_full_plan_records_lengths) {
+        const char *config = "[demo]\nsymlinks = /bin=bin\n";
+        char cache_dir[PATH_MAX], moved[PATH_MAX];
+        pf_plan *full = NULL, *sizing = NULL;
+        pf_cache_usage usage;
+
+        make_store();
+        pathf(cache_dir, "%s/cache", tmp);
+        pathf(moved, "%s/moved", tmp);
+        ck_assert_int_eq(pf_cache_open(cache_dir, 0, "test", &plan_cache), 0);
+        ck_assert_int_eq(plan_tar(item_hello, config, &full), 0);
+        ck_assert_int_eq(pf_cache_get_usage(plan_cache, &usage), 0);
+        ck_assert_uint_eq(usage.records, 4); /* hello's and lib's member lists and lengths */
+        drop_member_lists(plan_cache);
+        ck_assert_int_eq(rename(item_hello, moved), 0);
+        ck_assert_int_eq(plan_tar_sparse(item_hello, config, want_one, NULL, &sizing), 0);
+        assert_same_layout(full, sizing);
+        ck_assert_uint_eq(pf_plan_size(sizing), pf_plan_size(full));
+        ck_assert_int_eq(rename(moved, item_hello), 0);
+
+        pf_plan_unref(sizing);
+        pf_plan_unref(full);
+        pf_cache_free(plan_cache);
+        plan_cache = NULL;
+        free_store();
+}
+END_TEST
+
 /* zstd with one-byte groups: every item alone. */
 static uint64_t tiny_group_size(int level) {
         return 1;
@@ -1243,6 +1274,7 @@ int main(void) {
         tcase_add_test(tc, test_tar_plan_variants);
         tcase_add_test(tc, test_tar_plan_sparse);
         tcase_add_test(tc, test_tar_plan_sparse_lengths);
+        tcase_add_test(tc, test_full_plan_records_lengths);
         tcase_add_test(tc, test_manifest_follows_the_cutting);
         tcase_add_test(tc, test_cached_follows_the_cache);
         tcase_add_test(tc, test_cancelled_encoding_keeps_nothing);

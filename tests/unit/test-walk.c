@@ -451,6 +451,49 @@ START_TEST(test_records_evicted) {
 }
 END_TEST
 
+/* Records are written behind: gets see them at once, other connections once
+ * flushed (explicitly, when many are pending, or when the cache closes). */
+START_TEST(test_records_written_behind) {
+        pf_cache *c = walk_cache_open(UINT64_MAX);
+        uint8_t a[32] = { 1 }, b[32] = { 2 }, many[32] = { 3 };
+        char dir[PATH_MAX];
+        void *data;
+        size_t size;
+
+        pathf(dir, "%s/cache", tmp);
+        ck_assert_int_eq(pf_cache_record_put(c, a, "first", 5), 0);
+        ck_assert_int_eq(pf_cache_record_put(c, a, "second", 6), 0);
+        ck_assert_int_eq(pf_cache_record_put(c, b, "b", 1), 0);
+        ck_assert_int_eq(cache_index_sql(dir, "SELECT COUNT(*) FROM records"), 0);
+        ck_assert_int_eq(pf_cache_record_get(c, a, &data, &size), 0);
+        ck_assert_uint_eq(size, 6);
+        ck_assert_mem_eq(data, "second", 6);
+        free(data);
+        ck_assert_int_eq(pf_cache_record_drop(c, b), 0);
+        ck_assert_int_eq(pf_cache_record_get(c, b, &data, &size), -ENOENT);
+        ck_assert_int_eq(pf_cache_flush_records(c), 0);
+        ck_assert_int_eq(cache_index_sql(dir, "SELECT COUNT(*) FROM records"), 1);
+        ck_assert_int_eq(cache_index_sql(dir, "SELECT COUNT(*) FROM records WHERE size = 6"), 1);
+
+        /* Many pending: written without being asked. */
+        for (int i = 0; i < 600; i++) {
+                many[1] = (uint8_t) i;
+                many[2] = (uint8_t) (i >> 8);
+                ck_assert_int_eq(pf_cache_record_put(c, many, &i, sizeof(i)), 0);
+        }
+        ck_assert_int_ge(cache_index_sql(dir, "SELECT COUNT(*) FROM records"), 500);
+        /* The rest when the cache closes. */
+        pf_cache_free(c);
+        ck_assert_int_eq(cache_index_sql(dir, "SELECT COUNT(*) FROM records"), 601);
+        c = walk_cache_open(UINT64_MAX);
+        ck_assert_int_eq(pf_cache_record_get(c, many, &data, &size), 0);
+        ck_assert_uint_eq(size, sizeof(int));
+        ck_assert_int_eq(*(int *) data, 599);
+        free(data);
+        pf_cache_free(c);
+}
+END_TEST
+
 START_TEST(test_batch) {
         enum { N = 7 };
         char paths[N][PATH_MAX], hashes[N][32];
@@ -539,6 +582,7 @@ int main(void) {
         tcase_add_test(tc, test_cached_single_entry_items);
         tcase_add_test(tc, test_cached_damage_and_failures);
         tcase_add_test(tc, test_records_evicted);
+        tcase_add_test(tc, test_records_written_behind);
         tcase_add_test(tc, test_batch);
         suite_add_tcase(s, tc);
         return run_suite(s);

@@ -25,9 +25,12 @@
 #define IO_BUFFER_SIZE (1024 * 1024)
 #define XZ_CANCEL_POLL_MS 100
 /* xz compresses about 1 MiB a second per core at -6: in the background its
- * input goes in smaller pieces, so that pausing between them (background.h)
- * pauses the compressor within ~50 ms. The bytes do not depend on it. */
+ * input goes in smaller pieces, each only once liblzma's worker has caught up
+ * with the one before (lzma_code() hands input over at once and the worker
+ * compresses it later), so that pausing between them (background.h) pauses
+ * the compressor within ~60 ms. The bytes do not depend on it. */
 #define XZ_BACKGROUND_FEED (64 * 1024)
+#define XZ_CATCH_UP_POLL_NS (2 * 1000 * 1000)
 
 /* Encoder contexts are kept per thread and reused for the next unit: a fresh
  * zstd or xz context per unit would allocate (and page-fault in) tens of MiB of
@@ -259,6 +262,21 @@ static int lzma_errno(lzma_ret ret) {
         }
 }
 
+/* Waits until the worker of SP has compressed all but one piece of the FED
+ * bytes (lzma_get_progress() counts what the worker took in, updated as it
+ * goes), or the encoding is cancelled. */
+static void xz_wait_worker(lzma_stream *sp, uint64_t fed) {
+        const struct timespec poll = { .tv_nsec = XZ_CATCH_UP_POLL_NS };
+        uint64_t in = 0, out = 0;
+
+        for (;;) {
+                lzma_get_progress(sp, &in, &out);
+                if (in + XZ_BACKGROUND_FEED >= fed || pf_cancel_requested())
+                        return;
+                nanosleep(&poll, NULL);
+        }
+}
+
 static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
         thread_contexts *t = contexts();
         lzma_mt mt = {
@@ -297,6 +315,8 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
                 }
                 if (sp->avail_in == 0 && left > 0) {
                         size_t n = (size_t) MIN(left, (uint64_t) feed);
+                        if (t->background)
+                                xz_wait_worker(sp, size - left);
                         r = read(userdata, in, n);
                         if (r < 0)
                                 goto out;

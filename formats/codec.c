@@ -24,13 +24,18 @@
 
 #define IO_BUFFER_SIZE (1024 * 1024)
 #define XZ_CANCEL_POLL_MS 100
-/* xz compresses about 1 MiB a second per core at -6: in the background its
- * input goes in smaller pieces, each only once liblzma's worker has caught up
- * with the one before (lzma_code() hands input over at once and the worker
- * compresses it later), so that pausing between them (background.h) pauses
- * the compressor within ~60 ms. The bytes do not depend on it. */
-#define XZ_BACKGROUND_FEED (64 * 1024)
-#define XZ_CATCH_UP_POLL_NS (2 * 1000 * 1000)
+/* In the background, pausing between pieces of input (background.h) must
+ * pause the compressor. liblzma's MT worker (5.4) compresses at most 16 KiB
+ * each time it is handed input and otherwise waits until its block is
+ * finished, then compresses the rest at once: fed 1 MiB pieces, it would do
+ * most of a unit's work after its last input, deaf to pauses. So in the
+ * background xz is fed 16 KiB at a time, each piece once the worker has
+ * compressed the one before (lzma_get_progress()): a pause then stops it
+ * within ~16 ms (xz -6 does about 1 MiB a second). Polling for that every
+ * 200 us costs ~4 % of the background encoding's time; the bytes do not
+ * depend on it. */
+#define XZ_BACKGROUND_FEED (16 * 1024)
+#define XZ_CATCH_UP_POLL_NS (200 * 1000)
 
 /* Encoder contexts are kept per thread and reused for the next unit: a fresh
  * zstd or xz context per unit would allocate (and page-fault in) tens of MiB of
@@ -262,19 +267,18 @@ static int lzma_errno(lzma_ret ret) {
         }
 }
 
-/* Waits until the worker of SP has compressed all but one piece of the FED
- * bytes (lzma_get_progress() counts what the worker took in, updated as it
- * goes), or the encoding is cancelled. */
-static void xz_wait_worker(lzma_stream *sp, uint64_t fed) {
-        const struct timespec poll = { .tv_nsec = XZ_CATCH_UP_POLL_NS };
+/* Whether SP's worker is still compressing some of the FED bytes. *LAST_IN
+ * is the progress seen before: a worker that failed drops its progress, and
+ * then only lzma_code() tells why (calling it without input to wait would fail
+ * with LZMA_BUF_ERROR on the second call). */
+static bool xz_worker_busy(lzma_stream *sp, uint64_t fed, uint64_t *last_in) {
         uint64_t in = 0, out = 0;
 
-        for (;;) {
-                lzma_get_progress(sp, &in, &out);
-                if (in + XZ_BACKGROUND_FEED >= fed || pf_cancel_requested())
-                        return;
-                nanosleep(&poll, NULL);
-        }
+        lzma_get_progress(sp, &in, &out);
+        if (in >= fed || in < *last_in)
+                return false;
+        *last_in = in;
+        return true;
 }
 
 static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_write_fn write, void *userdata) {
@@ -290,14 +294,13 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
                 .preset = (uint32_t) level,
                 .check = LZMA_CHECK_CRC64, /* xz's default */
         };
-        uint64_t left = size;
+        uint64_t left = size, last_in = 0;
         lzma_ret ret;
         int r = 0;
 
         if (!t)
                 return -ENOMEM;
         uint8_t *in = t->in, *out = t->out;
-        size_t feed = t->background ? XZ_BACKGROUND_FEED : IO_BUFFER_SIZE;
         /* Initialising a used stream again reuses its memory and threads. */
         lzma_stream *sp = &t->xz;
         t->xz_used = true;
@@ -313,10 +316,16 @@ static int xz_encode(int level, uint64_t size, pf_codec_read_fn read, pf_codec_w
                         r = -ECANCELED;
                         goto out;
                 }
+                /* Paced while this thread is in the background: it leaves
+                 * it (read() below) as soon as a reader waits. */
+                bool paced = t->background && pf_background_current();
+                if (sp->avail_in == 0 && left > 0 && paced && xz_worker_busy(sp, size - left, &last_in)) {
+                        const struct timespec poll = { .tv_nsec = XZ_CATCH_UP_POLL_NS };
+                        nanosleep(&poll, NULL);
+                        continue;
+                }
                 if (sp->avail_in == 0 && left > 0) {
-                        size_t n = (size_t) MIN(left, (uint64_t) feed);
-                        if (t->background)
-                                xz_wait_worker(sp, size - left);
+                        size_t n = (size_t) MIN(left, (uint64_t) (paced ? XZ_BACKGROUND_FEED : IO_BUFFER_SIZE));
                         r = read(userdata, in, n);
                         if (r < 0)
                                 goto out;

@@ -275,9 +275,14 @@ static int unit_read(void *userdata, void *buf, size_t len) {
          * stops within one chunk, and its writer is aborted. */
         if (pf_cancel_requested())
                 return -ECANCELED;
-        /* Made ahead of use: readers first (background.h). */
-        if (io->enc->background && __atomic_load_n(io->enc->background, __ATOMIC_ACQUIRE))
-                pf_background_wait_quiet();
+        /* Made ahead of use: readers first (background.h). Once a reader
+         * waits for it, at full speed at once, not from the next unit on. */
+        if (io->enc->background) {
+                if (__atomic_load_n(io->enc->background, __ATOMIC_ACQUIRE))
+                        pf_background_wait_quiet();
+                else if (pf_background_current())
+                        pf_background_set(false);
+        }
         for (size_t got = 0; got < len; got += (size_t) k) {
                 k = pf_plan_pread(io->enc->base, (uint8_t *) buf + got, len - got, io->pos + got);
                 if (k <= 0)

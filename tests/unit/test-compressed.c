@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "packfs/background.h"
 #include "packfs/cache.h"
 #include "packfs/codec.h"
 #include "packfs/compressed.h"
@@ -163,6 +164,28 @@ START_TEST(test_codec_deterministic) {
         free(other.out);
         for (size_t i = 0; i < 3; i++)
                 free(jobs[i].out.out);
+        free(in);
+}
+END_TEST
+
+/* In the background (idle priority), xz is fed in small pieces paced by its
+ * worker's progress, and zstd's and xz's contexts are made anew: the same
+ * bytes. Where the thread cannot go idle (no privilege), both runs are in the
+ * foreground and the test is the plain determinism one. */
+START_TEST(test_codec_background_same_bytes) {
+        const pf_codec *c = codecs[_i];
+        size_t n = 300 * 1024 + 11;
+        uint8_t *in = sample(n, 11);
+        mem_io fg, bg;
+
+        encode(c, c->default_level, in, n, &fg);
+        pf_background_set(true);
+        encode(c, c->default_level, in, n, &bg);
+        pf_background_set(false);
+        ck_assert_uint_eq(bg.out_size, fg.out_size);
+        ck_assert_int_eq(memcmp(bg.out, fg.out, fg.out_size), 0);
+        free(fg.out);
+        free(bg.out);
         free(in);
 }
 END_TEST
@@ -651,6 +674,7 @@ int main(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_loop_test(tc, test_codec_round_trip, 0, ELEMENTSOF(codecs));
         tcase_add_loop_test(tc, test_codec_deterministic, 0, ELEMENTSOF(codecs));
+        tcase_add_loop_test(tc, test_codec_background_same_bytes, 0, ELEMENTSOF(codecs));
         tcase_add_test(tc, test_levels_match_config);
         tcase_add_test(tc, test_units);
         tcase_add_test(tc, test_cache_objects);

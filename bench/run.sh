@@ -679,6 +679,13 @@ if [ $browse = 1 ]; then
         times_of b_lscolor "$reps" "cold_mount" "ls --color=always $view > /dev/null"
         times_of b_lsl "$reps" "cold_mount" "ls -l $view > /dev/null"
         times_of b_find "$reps" "cold_mount" "find $view -printf %s > /dev/null"
+        # The same a second after the mount: its survey of the profiles (a
+        # walk of the closures, recorded) is done by then.
+        times_of b_lsl_later "$reps" "cold_mount; sleep 1" "ls -l $view > /dev/null"
+        times_of b_lscolor_later "$reps" "cold_mount; sleep 1" "ls --color=always $view > /dev/null"
+        # What a walk of the closure costs here: find over its store paths
+        # (page and dentry caches warm), the floor of an empty-cache listing.
+        times_of b_find_closure "$reps" "" "find \$(cat $view/closure) -printf '%s\\n' > /dev/null"
         # What they list, and that they encoded nothing (the log of one more round).
         cold_mount
         b_names=$(ls "$view" | paste -sd' ')
@@ -959,6 +966,12 @@ report_browse() {
         printf "$row" "(i) cold ls -l VIEW, empty cache" "$(ms "$b_lsl")" "$(ms "$b_lsl_med")" "" \
                 "< 100 ms $(met "$b_lsl" 100000)"
         printf "$row" "(i) cold find VIEW -printf %s, empty cache" "$(ms "$b_find")" "$(ms "$b_find_med")" "" ""
+        printf "$row" "    find CLOSURE-PATHS -printf %s (GNU find, the walk's floor)" "$(ms "$b_find_closure")" \
+                "$(ms "$b_find_closure_med")" "" ""
+        printf "$row" "(i) ls --color=always VIEW 1 s after an empty-cache mount" "$(ms "$b_lscolor_later")" \
+                "$(ms "$b_lscolor_later_med")" "" "< 100 ms $(met "$b_lscolor_later" 100000)"
+        printf "$row" "(i) ls -l VIEW 1 s after an empty-cache mount (survey done)" "$(ms "$b_lsl_later")" \
+                "$(ms "$b_lsl_later_med")" "" "< 100 ms $(met "$b_lsl_later" 100000)"
         printf "$row" "    of which stat(2) of pack.tar alone (its LOOKUP plans it)" "$(ms "$b_stat_tar")" "$(ms "$b_stat_tar_med")" "" ""
         printf "$row" "    stat(2) of closure alone" "$(ms "$b_stat_closure")" "$(ms "$b_stat_closure_med")" "" ""
         printf "$row" "    ls -l --color=always of an empty local directory (start-up)" "$(ms "$b_ls_local")" \

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <gcrypt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,39 +23,13 @@
 #include "packfs/walkcache.h"
 #include "statedb.h"
 #include "tar-header.h"
+#include "tar-plan.h"
 
-/* The members outside the store: a small tree merged in sorted order. */
-typedef struct extra_node {
-        char *name;
-        mode_t mode;
-        char *link;                     /* symlinks */
-        uint8_t *data;                  /* regular files (the localstatedir database) */
-        size_t size;
-        bool is_store;                  /* the store directory: its children are the closure */
-        struct extra_node **children;
-        size_t n_children;
-} extra_node;
-
-typedef struct tar_plan_data {
-        tar_entry *entries;
-        size_t n_entries, allocated;
-} tar_plan_data;
-
-typedef struct tar_planner {
-        pf_plan_builder *builder;
-        tar_plan_data *data;
-        const pf_view *view;
-        bool (*want)(void *userdata, const uint8_t identity[32]); /* NULL: every item */
-        void *want_userdata;
-        size_t n_walked;        /* store items walked (the others replayed from the cache) */
-        char path[8192];        /* member name being built, "./a/b" */
-} tar_planner;
-
-static void extra_free(extra_node *n) {
+void tar_extras_free(extra_node *n) {
         if (!n)
                 return;
         for (size_t i = 0; i < n->n_children; i++)
-                extra_free(n->children[i]);
+                tar_extras_free(n->children[i]);
         free(n->children);
         free(n->name);
         free(n->link);
@@ -134,7 +109,7 @@ static void extra_sort(extra_node *n) {
                 extra_sort(n->children[i]);
 }
 
-static int build_extras(const pf_view *view, extra_node **ret) {
+int tar_extras_build(const pf_view *view, extra_node **ret) {
         extra_node *root = calloc(1, sizeof(*root)), *n;
         int r;
 
@@ -187,11 +162,24 @@ static int build_extras(const pf_view *view, extra_node **ret) {
         *ret = root;
         return 0;
 fail:
-        extra_free(root);
+        tar_extras_free(root);
         return r;
 }
 
-static void tar_plan_data_free(void *p) {
+int tar_extras_add_dir(extra_node *root, const char *path, mode_t mode) {
+        extra_node *n;
+        int r = extra_add_path(root, path, &n);
+
+        if (r < 0)
+                return r;
+        if (n == root || n->is_store)
+                return -EEXIST;
+        n->mode = S_IFDIR | mode;
+        extra_sort(root);
+        return 0;
+}
+
+void tar_plan_data_free(void *p) {
         tar_plan_data *d = p;
         if (!d)
                 return;
@@ -199,7 +187,7 @@ static void tar_plan_data_free(void *p) {
         free(d);
 }
 
-static int tar_generate(const void *format_data, uint64_t cookie, uint64_t offset, void *buf, size_t len) {
+int tar_generate(const void *format_data, uint64_t cookie, uint64_t offset, void *buf, size_t len) {
         const tar_plan_data *d = format_data;
         uint8_t header[TAR_HEADER_MAX];
         int n;
@@ -217,8 +205,8 @@ static int tar_generate(const void *format_data, uint64_t cookie, uint64_t offse
 
 /* Adds one member: its header, and for regular files the data (from FILE_PATH,
  * or DATA when FILE_PATH is NULL) and padding. */
-static int add_member(tar_planner *t, const char *name, const char *link, mode_t mode, uint64_t size,
-                      const char *file_path, int64_t mtime, const uint8_t *data) {
+int tar_add_member(tar_planner *t, const char *name, const char *link, mode_t mode, uint64_t size,
+                   const char *file_path, int64_t mtime, const uint8_t *data) {
         tar_plan_data *d = t->data;
         const char *iname, *ilink = NULL;
         int n, r;
@@ -239,8 +227,11 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
                 d->entries = v;
                 d->allocated = na;
         }
-        tar_entry *e = &d->entries[d->n_entries];
+        size_t index = d->n_entries;
+        tar_entry *e = &d->entries[index];
         *e = (tar_entry) { .name = iname, .link = ilink, .mode = mode, .size = S_ISREG(mode) ? size : 0 };
+        if (index > INT_MAX)
+                return -EFBIG;
         n = tar_header_size(e);
         if (n < 0) {
                 log_error("%s: %s: name too long for a tar member", t->view->name, name);
@@ -248,7 +239,7 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
         }
         r = pf_plan_add_generated(t->builder, (uint64_t) n, d->n_entries++);
         if (r < 0 || !S_ISREG(mode) || size == 0)
-                return r;
+                return r < 0 ? r : (int) index;
         if (file_path) {
                 /* A store file's member name is "." + its path: share the string. */
                 const char *ipath = strcmp(iname + 1, file_path) == 0 ? iname + 1 : pf_plan_intern(t->builder, file_path);
@@ -257,9 +248,9 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
                 r = pf_plan_add_file(t->builder, ipath, size, mtime, 0, size);
         } else
                 r = pf_plan_add_bytes(t->builder, data, size);
-        if (r < 0)
-                return r;
-        return pf_plan_add_zero(t->builder, tar_padding(size));
+        if (r >= 0)
+                r = pf_plan_add_zero(t->builder, tar_padding(size));
+        return r < 0 ? r : (int) index;
 }
 
 /* A store item is immutable and named by its path; its NAR hash pins its
@@ -267,7 +258,7 @@ static int add_member(tar_planner *t, const char *name, const char *link, mode_t
  * file decides (names, modes, mtime, owners). Bump it when the members change. */
 #define TAR_ITEM_LAYOUT "packfs pack.tar item 1"
 
-static void item_identity(const pf_closure_item *item, uint8_t identity[32]) {
+void tar_item_identity(const pf_closure_item *item, uint8_t identity[32]) {
         gcry_md_hd_t md;
 
         if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
@@ -302,9 +293,9 @@ static int on_store_entry(void *userdata, const pf_walk_entry *e) {
         int r;
 
         r = member_name(e, name, sizeof(name));
-        if (r < 0)
-                return r;
-        return add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime, NULL);
+        if (r >= 0)
+                r = tar_add_member(t, name, e->link_target, e->mode, e->size, e->path, e->mtime, NULL);
+        return MIN(r, 0);
 }
 
 /* The bytes an item's members take, for a sparse plan's placeholder: the same
@@ -340,7 +331,7 @@ static int add_member_length(void *userdata, const pf_walk_entry *e) {
 #define LENGTH_RECORD_SIZE (8 + 32)
 
 /* SHA-256 of A followed by B. */
-static void sha256_pair(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t digest[32]) {
+void tar_sha256_pair(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t digest[32]) {
         gcry_buffer_t parts[] = { { .size = a_len, .len = a_len, .data = (void *) a },
                                   { .size = b_len, .len = b_len, .data = (void *) b } };
 
@@ -349,11 +340,11 @@ static void sha256_pair(const void *a, size_t a_len, const void *b, size_t b_len
 }
 
 static void length_record_key(const uint8_t identity[32], uint8_t key[32]) {
-        sha256_pair(TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD), identity, 32, key);
+        tar_sha256_pair(TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD), identity, 32, key);
 }
 
 static void length_record_check(const uint8_t key[32], const uint8_t length_le[8], uint8_t check[32]) {
-        sha256_pair(key, 32, length_le, 8, check);
+        tar_sha256_pair(key, 32, length_le, 8, check);
 }
 
 /* 1 and *RET with the recorded length, 0 when there is none (or it was damaged). */
@@ -399,7 +390,7 @@ static void length_record(pf_cache *cache, const pf_closure_item *item, const ui
  * that holds the item. Items the planner does not want are zeros of their
  * length; only the items whose members are needed (wanted, or of unknown
  * length) are replayed or walked. */
-static int plan_store_items(tar_planner *t) {
+int tar_plan_items(tar_planner *t) {
         /* ITEM_MEMBERS_RECORD: members, and their length is not recorded yet. */
         enum { ITEM_MEMBERS, ITEM_MEMBERS_RECORD, ITEM_SUM_LENGTH, ITEM_KNOWN_LENGTH };
         const pf_closure *closure = t->view->closure;
@@ -408,14 +399,14 @@ static int plan_store_items(tar_planner *t) {
         _cleanup_free_ uint8_t (*ids)[32] = malloc(MAX(n, (size_t) 1) * 32);
         _cleanup_free_ uint64_t *lengths = malloc(MAX(n, (size_t) 1) * sizeof(uint64_t));
         _cleanup_free_ uint8_t *kind = malloc(MAX(n, (size_t) 1));
-        _cleanup_free_ pf_closure_item *needed = malloc(MAX(n, (size_t) 1) * sizeof(*needed));
+        _cleanup_free_ pf_closure_item *needed = calloc(MAX(n, (size_t) 1), sizeof(*needed));
         pf_walk_batch *batch = NULL;
         int r;
 
         if (!ids || !lengths || !kind || !needed)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                item_identity(&closure->items[i], ids[i]);
+                tar_item_identity(&closure->items[i], ids[i]);
                 if (!t->want || t->want(t->want_userdata, ids[i]))
                         /* Recorded as it goes, for the next sizing plan (pf_packs_size()). */
                         kind[i] = length_lookup(cache, &closure->items[i], ids[i], &lengths[i]) > 0
@@ -435,6 +426,12 @@ static int plan_store_items(tar_planner *t) {
         for (size_t i = 0; i < n && r >= 0; i++) {
                 bool walked = false;
 
+                if (t->around_item) {
+                        r = t->around_item(t, i, false, 0);
+                        if (r < 0)
+                                break;
+                }
+                uint64_t start = pf_plan_builder_size(t->builder);
                 r = pf_plan_begin_segment(t->builder, ids[i]);
                 if (r < 0)
                         break;
@@ -451,7 +448,6 @@ static int plan_store_items(tar_planner *t) {
                         }
                         break;
                 default: {
-                        uint64_t start = pf_plan_builder_size(t->builder);
                         r = pf_walk_batch_item(batch, next++, on_store_entry, t, &walked);
                         if (r >= 0 && kind[i] == ITEM_MEMBERS_RECORD)
                                 length_record(cache, &closure->items[i], ids[i],
@@ -460,12 +456,19 @@ static int plan_store_items(tar_planner *t) {
                 }
                 }
                 t->n_walked += r >= 0 && walked;
+                if (r >= 0 && t->around_item) {
+                        uint64_t length = pf_plan_builder_size(t->builder) - start;
+                        /* The item's framing is not the item's: a segment identified by its bytes. */
+                        r = pf_plan_begin_segment(t->builder, NULL);
+                        if (r >= 0)
+                                r = t->around_item(t, i, true, length);
+                }
         }
         pf_walk_batch_free(batch);
         return r < 0 ? r : pf_plan_begin_segment(t->builder, NULL);
 }
 
-static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
+int tar_plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
         int r;
 
         if (n->name) {
@@ -476,21 +479,23 @@ static int plan_extras(tar_planner *t, const extra_node *n, size_t path_len) {
                 memcpy(t->path + path_len + 1, n->name, len + 1);
                 path_len += 1 + len;
         }
-        if (S_ISLNK(n->mode) || S_ISREG(n->mode))
-                return add_member(t, t->path, n->link, n->mode, n->size, NULL, 0, n->data);
+        if (S_ISLNK(n->mode) || S_ISREG(n->mode)) {
+                r = tar_add_member(t, t->path, n->link, n->mode, n->size, NULL, 0, n->data);
+                return MIN(r, 0);
+        }
 
         /* Directories: "./" for the root, "./a/b/" below it. */
         t->path[path_len] = '/';
         t->path[path_len + 1] = 0;
-        r = add_member(t, t->path, NULL, n->mode, 0, NULL, 0, NULL);
+        r = tar_add_member(t, t->path, NULL, n->mode, 0, NULL, 0, NULL);
         t->path[path_len] = 0;
         if (r < 0)
                 return r;
 
         if (n->is_store)
-                return plan_store_items(t);
+                return t->no_items ? 0 : tar_plan_items(t);
         for (size_t i = 0; i < n->n_children; i++) {
-                r = plan_extras(t, n->children[i], path_len);
+                r = tar_plan_extras(t, n->children[i], path_len);
                 t->path[path_len] = 0;
                 if (r < 0)
                         return r;
@@ -505,7 +510,7 @@ static int tar_plan_sparse(const pf_format *self, const pf_view *view,
         extra_node *extras = NULL;
         int r;
 
-        r = build_extras(view, &extras);
+        r = tar_extras_build(view, &extras);
         if (r < 0)
                 return r;
         t.data = calloc(1, sizeof(*t.data));
@@ -514,14 +519,14 @@ static int tar_plan_sparse(const pf_format *self, const pf_view *view,
                 goto fail;
         t.path[0] = '.';
         t.path[1] = 0;
-        r = plan_extras(&t, extras, 1);
+        r = tar_plan_extras(&t, extras, 1);
         if (r < 0)
                 goto fail;
         /* End of archive: two zero blocks. */
         r = pf_plan_add_zero(t.builder, 2 * TAR_BLOCK);
         if (r < 0)
                 goto fail;
-        extra_free(extras);
+        tar_extras_free(extras);
         if (view->cache && t.n_walked == view->closure->n_items)
                 log_info("%s/%s: walked its %zu store items", view->name, self->file_name, t.n_walked);
         else if (view->cache && t.n_walked > 0)
@@ -529,7 +534,7 @@ static int tar_plan_sparse(const pf_format *self, const pf_view *view,
                          view->name, self->file_name, t.n_walked, view->closure->n_items);
         return pf_plan_builder_finish(t.builder, tar_generate, t.data, tar_plan_data_free, ret);
 fail:
-        extra_free(extras);
+        tar_extras_free(extras);
         pf_plan_builder_free(t.builder);
         tar_plan_data_free(t.data);
         return r;

@@ -10,7 +10,15 @@ static const pf_format *const formats[] = {
         &pf_format_tar_gz,
         &pf_format_tar_xz,
         &pf_format_tar_zst,
+        &pf_format_docker,
+        &pf_format_docker_gz,
+        &pf_format_docker_xz,
+        &pf_format_docker_zst,
 };
+
+bool pf_format_want_none(void *userdata, const uint8_t identity[32]) {
+        return false;
+}
 
 const pf_format *const *pf_formats(size_t *ret_n) {
         *ret_n = ELEMENTSOF(formats);

@@ -46,9 +46,13 @@ struct tar_planner {
         void *want_userdata;
         /* The store directory's entry only, not the items below it. */
         bool no_items;
+        /* The closure's item indexes in the order tar_plan_items() takes them
+         * (NULL: the closure's, sorted by path). */
+        const size_t *order;
         /* Optional: called before (AFTER false) and after (AFTER true, with the
-         * LENGTH of its members) each store item I of tar_plan_items(); what it
-         * adds around the item is a segment identified by its bytes. */
+         * LENGTH of its members) each store item I (its index in the closure) of
+         * tar_plan_items(); what it adds around the item is a segment
+         * identified by its bytes. */
         int (*around_item)(tar_planner *t, size_t i, bool after, uint64_t length);
         void *userdata;                 /* around_item's */
         size_t n_walked;        /* store items walked (the others replayed from the cache) */
@@ -65,7 +69,7 @@ void tar_extras_free(extra_node *n);
 /* Plans node N (and below) at T->path[0, PATH_LEN), the store node's items
  * with tar_plan_items() unless T->no_items. */
 int tar_plan_extras(tar_planner *t, const extra_node *n, size_t path_len);
-/* The closure's items in order, each a segment of its own identity. */
+/* The closure's items (in T->order), each a segment of its own identity. */
 int tar_plan_items(tar_planner *t);
 /* One member: its header (a GENERATED extent whose cookie is its entry), and for
  * regular files the data (from FILE_PATH, or DATA when FILE_PATH is NULL) and

@@ -405,29 +405,31 @@ int tar_plan_items(tar_planner *t) {
 
         if (!ids || !lengths || !kind || !needed)
                 return -ENOMEM;
+        /* Arrays by position in the pack; K is the item at position I. */
         for (size_t i = 0; i < n; i++) {
-                tar_item_identity(&closure->items[i], ids[i]);
+                const pf_closure_item *item = &closure->items[t->order ? t->order[i] : i];
+                tar_item_identity(item, ids[i]);
                 if (!t->want || t->want(t->want_userdata, ids[i]))
                         /* Recorded as it goes, for the next sizing plan (pf_packs_size()). */
-                        kind[i] = length_lookup(cache, &closure->items[i], ids[i], &lengths[i]) > 0
-                                          ? ITEM_MEMBERS
-                                          : ITEM_MEMBERS_RECORD;
-                else if (length_lookup(cache, &closure->items[i], ids[i], &lengths[i]) > 0)
+                        kind[i] = length_lookup(cache, item, ids[i], &lengths[i]) > 0 ? ITEM_MEMBERS
+                                                                                      : ITEM_MEMBERS_RECORD;
+                else if (length_lookup(cache, item, ids[i], &lengths[i]) > 0)
                         kind[i] = ITEM_KNOWN_LENGTH;
                 else
                         kind[i] = ITEM_SUM_LENGTH;
                 if (kind[i] != ITEM_KNOWN_LENGTH)
-                        needed[n_needed++] = closure->items[i];
+                        needed[n_needed++] = *item;
         }
 
         r = pf_walk_batch_new(cache, needed, n_needed, &batch);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n && r >= 0; i++) {
+                size_t k = t->order ? t->order[i] : i;
                 bool walked = false;
 
                 if (t->around_item) {
-                        r = t->around_item(t, i, false, 0);
+                        r = t->around_item(t, k, false, 0);
                         if (r < 0)
                                 break;
                 }
@@ -443,14 +445,14 @@ int tar_plan_items(tar_planner *t) {
                         lengths[i] = 0;
                         r = pf_walk_batch_item(batch, next++, add_member_length, &lengths[i], &walked);
                         if (r >= 0) {
-                                length_record(cache, &closure->items[i], ids[i], lengths[i]);
+                                length_record(cache, &closure->items[k], ids[i], lengths[i]);
                                 r = pf_plan_add_zero(t->builder, lengths[i]);
                         }
                         break;
                 default: {
                         r = pf_walk_batch_item(batch, next++, on_store_entry, t, &walked);
                         if (r >= 0 && kind[i] == ITEM_MEMBERS_RECORD)
-                                length_record(cache, &closure->items[i], ids[i],
+                                length_record(cache, &closure->items[k], ids[i],
                                               pf_plan_builder_size(t->builder) - start);
                         break;
                 }
@@ -461,7 +463,7 @@ int tar_plan_items(tar_planner *t) {
                         /* The item's framing is not the item's: a segment identified by its bytes. */
                         r = pf_plan_begin_segment(t->builder, NULL);
                         if (r >= 0)
-                                r = t->around_item(t, i, true, length);
+                                r = t->around_item(t, k, true, length);
                 }
         }
         pf_walk_batch_free(batch);

@@ -246,10 +246,6 @@ static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_
         slot->attempt = ++p->attempts;
 }
 
-static bool want_none(void *userdata, const uint8_t identity[32]) {
-        return false;
-}
-
 /* Plans FORMAT over V (a SIZING plan or the real one) into SLOT (NULL:
  * uncached, in the BACKGROUND or not) and publishes the result. */
 static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing, plan_slot *slot,
@@ -261,7 +257,7 @@ static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, boo
 
         view.background = slot ? &slot->background : background ? &always : NULL;
         if (sizing)
-                r = format->plan_sparse(format, &view, want_none, NULL, &plan);
+                r = format->plan_sparse(format, &view, pf_format_want_none, NULL, &plan);
         else
                 r = format->plan(format, &view, &plan);
         if (r < 0 && r != -ECANCELED)

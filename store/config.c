@@ -59,6 +59,10 @@ static const struct level_key {
         { "zstd-level", "zstd", 1, 19, offsetof(pf_options, zstd_level) },
 };
 
+/* docker.tar's layers: Docker refuses images of more than ~125, and one is
+ * the profile's own (symlinks, /tmp, the database), one the merged rest. */
+static const struct level_key max_layers_key = { "max-layers", NULL, 3, 125, offsetof(pf_options, max_layers) };
+
 static const struct level_key *level_key_find(const char *key) {
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++)
                 if (!strcmp(level_keys[i].key, key))
@@ -95,6 +99,10 @@ static int validate(const char *key, const char *value) {
         if (!strcmp(key, "localstatedir")) {
                 bool b;
                 return parse_bool(value, &b);
+        }
+        if (!strcmp(key, "max-layers")) {
+                int n;
+                return parse_level(&max_layers_key, value, &n);
         }
         if (!strcmp(key, "entry-point"))
                 return *value == 0 || pf_relpath_is_clean(value) ? 0 : -EINVAL;
@@ -144,7 +152,7 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
         r = validate(key, value);
         if (r == -ENOKEY) {
                 snprintf(st->message, sizeof(st->message),
-                         "unknown option '%s' (known: symlinks, entry-point, localstatedir, gzip-level, xz-level, zstd-level, prepare)", key);
+                         "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, xz-level, zstd-level, prepare)", key);
                 st->error = -EINVAL;
                 return 0;
         }
@@ -279,6 +287,8 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return parse_level(k, s->value, (int *) ((uint8_t *) o + k->field));
         if (!strcmp(s->key, "localstatedir"))
                 return parse_bool(s->value, &o->localstatedir);
+        if (!strcmp(s->key, "max-layers"))
+                return parse_level(&max_layers_key, s->value, &o->max_layers);
         if (!strcmp(s->key, "prepare"))
                 return set_words(s->value, &o->prepare, &o->n_prepare);
         if (!strcmp(s->key, "entry-point")) {
@@ -332,6 +342,12 @@ static void options_compute_id(pf_options *o) {
         if (o->entry_point)
                 gcry_md_write(md, o->entry_point, strlen(o->entry_point) + 1);
         gcry_md_write(md, o->localstatedir ? "L1" : "L0", 2);
+        /* Only when set otherwise: packs cached before the option keep their identity. */
+        if (o->max_layers != PF_DEFAULT_MAX_LAYERS) {
+                char layers[32];
+                int n = snprintf(layers, sizeof(layers), "max-layers=%d", o->max_layers);
+                gcry_md_write(md, layers, (size_t) n + 1);
+        }
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++) {
                 char level[32];
                 int n = snprintf(level, sizeof(level), "%s=%d", level_keys[i].key, pf_options_level(o, level_keys[i].codec));
@@ -351,7 +367,7 @@ static int apply_section(pf_options *o, const section *s) {
 }
 
 int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret) {
-        pf_options o = { .gzip_level = -1, .xz_level = -1, .zstd_level = -1 };
+        pf_options o = { .gzip_level = -1, .xz_level = -1, .zstd_level = -1, .max_layers = PF_DEFAULT_MAX_LAYERS };
         int r = 0;
 
         for (int pass = 0; pass < 3 && r >= 0; pass++)

@@ -8,6 +8,7 @@
  *   entry-point = bin/httpd
  *   [demo]                   one profile
  *   localstatedir = true
+ *   max-layers = 100         docker.tar's layers at most (3-125)
  *   xz-level = 9             compression levels: gzip-level (1-9), xz-level (0-9),
  *                            zstd-level (1-19); unset means the codec's default
  *   prepare = pack.tar.zst   files a mount encodes ahead, in the background
@@ -36,11 +37,14 @@ typedef struct pf_options {
         size_t n_symlinks;
         char *entry_point;      /* relative to the profile, or NULL */
         bool localstatedir;
+        int max_layers;         /* docker.tar */
         int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
         char **prepare;         /* file names to encode ahead of use */
         size_t n_prepare;
         uint8_t id[32];         /* sha256 of the canonical form (without prepare) */
 } pf_options;
+
+#define PF_DEFAULT_MAX_LAYERS 100
 
 typedef struct pf_config pf_config;
 

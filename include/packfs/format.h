@@ -54,6 +54,8 @@ struct pf_format {
         int (*plan_sparse)(const pf_format *self, const pf_view *view,
                            bool (*want)(void *userdata, const uint8_t identity[32]), void *userdata,
                            pf_plan **ret);
+        /* (A plan_sparse() with WANT pf_format_want_none is a sizing plan:
+         * only its size is used, it is never read.) */
         /* For formats whose size is only known once encoded: 1 if plan() would
          * answer from the cache now, without encoding (and without pinning or
          * opening anything), 0 if not, or a negative errno. Formats without it
@@ -66,6 +68,9 @@ struct pf_format {
         const pf_codec *codec;
 };
 
+/* The WANT of a sizing plan: no segment (see plan_sparse). */
+bool pf_format_want_none(void *userdata, const uint8_t identity[32]);
+
 /* All registered formats, in the order a view directory lists them. */
 const pf_format *const *pf_formats(size_t *ret_n);
 /* The format serving FILE_NAME, or NULL. */
@@ -77,3 +82,7 @@ extern const pf_format pf_format_tar;
 extern const pf_format pf_format_tar_gz;
 extern const pf_format pf_format_tar_xz;
 extern const pf_format pf_format_tar_zst;
+extern const pf_format pf_format_docker;
+extern const pf_format pf_format_docker_gz;
+extern const pf_format pf_format_docker_xz;
+extern const pf_format pf_format_docker_zst;

@@ -11,8 +11,9 @@ packages=(
   fuse3
   # tests: the tools users check packs with, and Nix as an oracle
   sqlite3 tar libarchive-tools xz-utils zstd gzip pigz rsync nix-bin python3 procps
-  # tests of docker.tar: a real dockerd (started by the test, vfs storage)
-  docker.io
+  # tests of docker.tar: a real dockerd (started by the test, vfs storage),
+  # containerd's ctr (with docker.io), skopeo
+  docker.io skopeo
 )
 
 if [ "$(id -u)" -ne 0 ]; then

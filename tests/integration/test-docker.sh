@@ -13,7 +13,7 @@
 # Usage: PACKFS=build/fs/packfs test-docker.sh   (or: test-docker.sh PACKFS)
 source "$(dirname "$0")/lib.sh"
 need_fuse
-need_tools dockerd python3 gcc zstd cmp sha256sum timeout
+need_tools dockerd ctr skopeo python3 gcc zstd cmp sha256sum timeout
 [[ $(id -u) == 0 ]] || skip "needs root (to run dockerd)"
 # Debian's client, for the daemon it ships with.
 DOCKER_BIN=/usr/bin/docker
@@ -145,6 +145,18 @@ PY
 check_eq "the hello layer holds the item's members as pack.tar does" "$(pack_members "$M/demo/pack.tar" "$HELLO")" \
         "$(layer_members "$M/demo/docker.tar" "$HELLO")"
 
+# ---- skopeo reads it too ----
+skopeo_layers=$(T skopeo inspect "docker-archive:$M/demo/docker.tar" |
+        python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["Layers"]))')
+check_eq "skopeo inspect docker-archive: lists the diff_ids as layers" \
+        "$(python3 - "$M/demo/docker.tar" <<'PY'
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+m = json.load(t.extractfile("manifest.json"))[0]
+print(" ".join(json.load(t.extractfile(m["Config"]))["rootfs"]["diff_ids"]))
+PY
+)" "$skopeo_layers"
+
 # ---- max-layers ----
 history() { # DOCKER_TAR: each layer's diff_id and what made it
         python3 - "$1" <<'PY'
@@ -211,6 +223,12 @@ check_contains "docker load < many/docker.tar (4 layers)" "Loaded image: many:la
         "$(T "${DOCKER[@]}" load <"$M/many/docker.tar" 2>&1)"
 check_eq "docker run many hello" "hello from packfs" \
         "$(T "${DOCKER[@]}" run --rm --network none many:latest hello 2>&1)"
+# containerd, on dockerd's own socket (its snapshotter "native": no overlayfs needed).
+CTR=(ctr --address "$D/exec/containerd/containerd.sock" --namespace packfs-test)
+check_contains "ctr images import demo/docker.tar" "docker.io/library/demo:latest" \
+        "$(T "${CTR[@]}" images import --snapshotter native "$M/demo/docker.tar" 2>&1)"
+check_eq "ctr run demo hello" "hello from packfs" \
+        "$(T "${CTR[@]}" run --rm --snapshotter native docker.io/library/demo:latest packfs-hello hello 2>&1)"
 check_eq "the image's Env has the profile's bin" "PATH=$(profile_item demo)/bin" \
         "$("${DOCKER[@]}" image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' demo:latest | grep .)"
 

@@ -36,6 +36,7 @@
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
+#include "docker.h"
 #include "tar-plan.h"
 
 /* Bump when a layer's members or their framing change: digests are recorded
@@ -385,6 +386,43 @@ static int docker_generate(const void *format_data, uint64_t cookie, uint64_t of
         return r;
 }
 
+int docker_image_of(const pf_plan *plan, docker_image *ret) {
+        docker_data *d = (docker_data *) pf_plan_format_data(plan);
+        text config = {};
+        int r;
+
+        pthread_mutex_lock(&d->lock);
+        r = digests_locked(d);
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0)
+                return r;
+        *ret = (docker_image) { .n_layers = d->n_layers };
+        ret->layers = calloc(MAX(d->n_layers, (size_t) 1), sizeof(*ret->layers));
+        ret->repo_tag = strdup(d->repo_tag);
+        build_config(d, (const uint8_t (*)[32]) d->digests, &config);
+        if (!ret->layers || !ret->repo_tag || config.failed) {
+                free(config.data);
+                docker_image_done(ret);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->n_layers; i++) {
+                ret->layers[i].offset = d->layers[i].offset;
+                ret->layers[i].length = d->layers[i].length;
+                memcpy(ret->layers[i].digest, d->digests[i], 32);
+        }
+        ret->config = (uint8_t *) config.data;
+        ret->config_size = config.len;
+        memcpy(ret->config_digest, d->config_digest, 32);
+        return 0;
+}
+
+void docker_image_done(docker_image *image) {
+        free(image->layers);
+        free(image->config);
+        free(image->repo_tag);
+        *image = (docker_image) {};
+}
+
 /* --- Planning */
 
 /* The host's architecture as Docker names it. */
@@ -408,7 +446,7 @@ static const char *docker_arch(void) {
  * [a-z0-9] joined by one of "._-", separated by "/" ("per-user/alice/guix-profile"
  * stays itself; ".store/abc-hello" becomes "store/abc-hello"); anything else
  * becomes "-", and an empty result "packfs". */
-static char *repository_name(const char *view) {
+char *docker_repository_name(const char *view) {
         size_t n = strlen(view);
         char *out = malloc(n + 8), *o = out;
 
@@ -774,7 +812,7 @@ static int docker_plan_sparse(const pf_format *self, const pf_view *view,
         pthread_mutex_init(&d->lock, NULL);
         d->cache = view->cache;
         d->arch = strdup(docker_arch());
-        d->repo_tag = repository_name(view->name);
+        d->repo_tag = docker_repository_name(view->name);
         if (asprintf(&d->env_path, "PATH=%s/bin", view->closure->root) < 0)
                 d->env_path = NULL;
         if (view->options->entry_point && asprintf(&d->entry_point, "%s/%s", view->closure->root,

@@ -457,3 +457,53 @@ ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset) 
         }
         return (ssize_t) done;
 }
+
+const void *pf_plan_format_data(const pf_plan *p) {
+        return p->format_data;
+}
+
+/* A slice reads its base: one GENERATED extent over the whole of it. */
+typedef struct slice_data {
+        pf_plan *base;
+        uint64_t offset;
+} slice_data;
+
+static int slice_generate(const void *format_data, uint64_t cookie, uint64_t offset, void *buf, size_t len) {
+        const slice_data *s = format_data;
+        ssize_t n = pf_plan_pread(s->base, buf, len, s->offset + offset);
+
+        if (n < 0)
+                return (int) n;
+        return (size_t) n == len ? 0 : -EIO;
+}
+
+static void slice_data_free(void *p) {
+        slice_data *s = p;
+
+        if (s)
+                pf_plan_unref(s->base);
+        free(s);
+}
+
+int pf_plan_slice(pf_plan *base, uint64_t offset, uint64_t length, pf_plan **ret) {
+        pf_plan_builder *b = NULL;
+        slice_data *s;
+        int r;
+
+        if (offset > base->size || length > base->size - offset)
+                return -EINVAL;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        r = pf_plan_builder_new(&b);
+        if (r >= 0)
+                r = pf_plan_add_generated(b, length, 0);
+        if (r < 0) {
+                pf_plan_builder_free(b);
+                free(s);
+                return r;
+        }
+        s->base = pf_plan_ref(base);
+        s->offset = offset;
+        return pf_plan_builder_finish(b, slice_generate, s, slice_data_free, ret);
+}

@@ -14,6 +14,7 @@ static const pf_format *const formats[] = {
         &pf_format_docker_gz,
         &pf_format_docker_xz,
         &pf_format_docker_zst,
+        &pf_format_oci,
 };
 
 bool pf_format_want_none(void *userdata, const uint8_t identity[32]) {

@@ -217,7 +217,7 @@ static int open_cache(const cli *c, const char *owner, pf_cache **ret) {
 static int check_prepare_name(void *userdata, const char *name) {
         const pf_format *format = pf_format_find(name);
 
-        if (!format) {
+        if (!format || format->tree) {
                 log_error("%s: prepare: '%s' is no file of a view", (const char *) userdata, name);
                 return -EINVAL;
         }
@@ -319,6 +319,10 @@ static int cmd_build(cli *c, char **args, int n) {
         if (!format) {
                 log_error("build: %s: no such pack format", slash + 1);
                 return -ENOENT;
+        }
+        if (format->tree) {
+                log_error("build: %s is a directory of the view (read its files through a mount)", slash + 1);
+                return -EISDIR;
         }
         view = strndup(args[0], (size_t) (slash - args[0]));
         buf = malloc(1 << 20);

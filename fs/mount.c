@@ -58,6 +58,8 @@ enum node_kind {
         NODE_STORE_DIR,         /* ".store" */
         NODE_VIEW,              /* a profile link or a .store item */
         NODE_FILE,              /* a pack in a view */
+        NODE_TREE_DIR,          /* a directory of a format's tree (oci/ and below) */
+        NODE_TREE_FILE,         /* a file of a format's tree */
 };
 
 /* The two indexes over the nodes: by key, to intern; by ino, for requests. */
@@ -82,8 +84,9 @@ typedef struct node {
         fuse_ino_t ino;
         enum node_kind kind;
         const char *path;       /* mount-relative: "" for the root, "demo", "demo/pack.tar"; in key[] */
-        const char *item;       /* NODE_FILE: the store item its view resolved to; in key[] */
-        const pf_format *format;/* NODE_FILE */
+        const char *item;       /* NODE_FILE, NODE_TREE_*: the store item its view resolved to; in key[] */
+        const pf_format *format;/* NODE_FILE, NODE_TREE_* */
+        size_t view_len;        /* NODE_TREE_*: path[0, view_len) is the view */
         struct fs *fs;          /* the table it is in, for node_put() */
         uint64_t nlookup;       /* fs.lock */
         unsigned refs;          /* fs.lock */
@@ -218,7 +221,8 @@ static node *find_by_ino_locked(fs *f, fuse_ino_t ino) {
 }
 
 /* A new node, in no table yet; NULL on ENOMEM. Freed with free(). */
-static node *node_new(fs *f, enum node_kind kind, const char *path, const char *item, const pf_format *format) {
+static node *node_new(fs *f, enum node_kind kind, const char *path, const char *item, const pf_format *format,
+                      size_t view_len) {
         size_t lp = strlen(path) + 1, li = item ? strlen(item) + 1 : 0;
         node *n = calloc(1, sizeof(*n) + lp + li);
 
@@ -226,6 +230,7 @@ static node *node_new(fs *f, enum node_kind kind, const char *path, const char *
                 return NULL;
         n->kind = kind;
         n->format = format;
+        n->view_len = view_len;
         n->fs = f;
         n->path = memcpy(n->key, path, lp);
         n->item = item ? memcpy(n->key + lp, item, li) : NULL;
@@ -249,14 +254,15 @@ static void node_insert_locked(fs *f, node *n, uint64_t h) {
 
 /* Returns the node for (KIND, PATH, ITEM), creating it, with a reference for
  * the caller (node_put() it); NULL on ENOMEM. */
-static node *intern_node(fs *f, enum node_kind kind, const char *path, const char *item, const pf_format *format) {
+static node *intern_node(fs *f, enum node_kind kind, const char *path, const char *item, const pf_format *format,
+                         size_t view_len) {
         uint64_t h = key_hash(kind, path, item);
         node *n;
 
         pthread_mutex_lock(&f->lock);
         n = find_by_key_locked(f, h, kind, path, item);
         if (!n) {
-                n = node_new(f, kind, path, item, format);
+                n = node_new(f, kind, path, item, format, view_len);
                 if (!n)
                         goto out;
                 node_insert_locked(f, n, h);
@@ -275,7 +281,7 @@ static int root_init(fs *f) {
 
         if (r < 0)
                 return r;
-        root = node_new(f, NODE_ROOT, "", NULL, NULL);
+        root = node_new(f, NODE_ROOT, "", NULL, NULL, 0);
         if (!root)
                 return -ENOMEM;
         node_insert_locked(f, root, key_hash(NODE_ROOT, "", NULL));
@@ -442,11 +448,21 @@ static void fill_dir_attr(fs *f, fuse_ino_t ino, struct stat *st) {
         st->st_atim.tv_sec = 1;
 }
 
-/* The view path of a view node or of a file node's view. */
+static bool is_tree_node(const node *n) {
+        return n->kind == NODE_TREE_DIR || n->kind == NODE_TREE_FILE;
+}
+
+/* The view path of a file node's (or a tree node's) view. */
 static int view_of_file(const node *n, char **ret) {
         const char *slash = strrchr(n->path, '/');
-        *ret = strndup(n->path, (size_t) (slash - n->path));
+        *ret = strndup(n->path, is_tree_node(n) ? n->view_len : (size_t) (slash - n->path));
         return *ret ? 0 : -ENOMEM;
+}
+
+/* PATH below tree node N's format directory: "" for the directory itself. */
+static const char *tree_path(const char *path, const node *n) {
+        const char *p = path + n->view_len + 1 + strlen(n->format->file_name);
+        return *p == '/' ? p + 1 : p;
 }
 
 /* A request's wait for a plan, ended by the kernel's INTERRUPT. */
@@ -535,6 +551,26 @@ static int file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret, uint64
         return r;
 }
 
+/* The plan of tree node N's format (its tree is the plan's, format->tree()). */
+static int tree_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret) {
+        return file_plan(req, f, n, ret, NULL);
+}
+
+/* The plan of tree file N (one reference). */
+static int tree_file_plan(fuse_req_t req, fs *f, const node *n, pf_plan **ret) {
+        const pf_tree_file *file;
+        pf_plan *plan = NULL;
+        int r = tree_plan(req, f, n, &plan);
+
+        if (r < 0)
+                return r;
+        file = pf_tree_find(n->format->tree(plan), tree_path(n->path, n));
+        if (file)
+                *ret = pf_plan_ref(file->plan);
+        pf_plan_unref(plan);
+        return file ? 0 : -ENOENT;
+}
+
 /* The errno a failed lookup, getattr or open replies with. */
 static int reply_errno(int r) {
         switch (r) {
@@ -583,6 +619,15 @@ static int node_attr(fuse_req_t req, fs *f, const node *n, struct stat *st) {
         uint64_t size;
         int r;
 
+        if (n->kind == NODE_TREE_FILE) {
+                pf_plan *plan = NULL;
+                r = tree_file_plan(req, f, n, &plan);
+                if (r < 0)
+                        return r;
+                fill_file_attr(f, n, pf_plan_size(plan), st);
+                pf_plan_unref(plan);
+                return 0;
+        }
         if (n->kind != NODE_FILE) {
                 fill_dir_attr(f, n->ino, st);
                 return 0;
@@ -603,7 +648,7 @@ static char *join(const char *dir, const char *name) {
 }
 
 /* Finds or creates the node for NAME in directory PARENT. */
-static int lookup_child(fs *f, const node *parent, const char *name, node **ret) {
+static int lookup_child(fuse_req_t req, fs *f, const node *parent, const char *name, node **ret) {
         _cleanup_free_ char *path = NULL;
         struct stat st;
         node *n;
@@ -618,7 +663,7 @@ static int lookup_child(fs *f, const node *parent, const char *name, node **ret)
         switch (parent->kind) {
         case NODE_ROOT:
                 if (!strcmp(name, PF_STORE_VIEW_DIR)) {
-                        n = intern_node(f, NODE_STORE_DIR, path, NULL, NULL);
+                        n = intern_node(f, NODE_STORE_DIR, path, NULL, NULL, 0);
                         break;
                 }
                 _fallthrough_;
@@ -633,13 +678,13 @@ static int lookup_child(fs *f, const node *parent, const char *name, node **ret)
                 if (lstat(full, &st) < 0)
                         return -ENOENT;
                 if (S_ISDIR(st.st_mode))
-                        n = intern_node(f, NODE_PROFILE_DIR, path, NULL, NULL);
+                        n = intern_node(f, NODE_PROFILE_DIR, path, NULL, NULL, 0);
                 else if (S_ISLNK(st.st_mode)) {
                         _cleanup_free_ char *item = NULL;
                         r = pf_packs_resolve_view(f->packs, path, &item);
                         if (r < 0)
                                 return -ENOENT;
-                        n = intern_node(f, NODE_VIEW, path, NULL, NULL);
+                        n = intern_node(f, NODE_VIEW, path, NULL, NULL, 0);
                 } else
                         return -ENOENT;
                 break;
@@ -649,7 +694,7 @@ static int lookup_child(fs *f, const node *parent, const char *name, node **ret)
                 r = pf_packs_resolve_view(f->packs, path, &item);
                 if (r < 0)
                         return r == -ENOENT ? r : -EIO;
-                n = intern_node(f, NODE_VIEW, path, NULL, NULL);
+                n = intern_node(f, NODE_VIEW, path, NULL, NULL, 0);
                 break;
         }
         case NODE_VIEW: {
@@ -660,7 +705,28 @@ static int lookup_child(fs *f, const node *parent, const char *name, node **ret)
                 r = pf_packs_resolve_view(f->packs, parent->path, &item);
                 if (r < 0)
                         return r == -ENOENT ? r : -EIO;
-                n = intern_node(f, NODE_FILE, path, item, format);
+                if (format->tree)
+                        n = intern_node(f, NODE_TREE_DIR, path, item, format, strlen(parent->path));
+                else
+                        n = intern_node(f, NODE_FILE, path, item, format, 0);
+                break;
+        }
+        case NODE_TREE_DIR: {
+                pf_plan *plan = NULL;
+                r = tree_plan(req, f, parent, &plan);
+                if (r < 0)
+                        return r;
+                const pf_tree *tree = parent->format->tree(plan);
+                const char *sub = tree_path(path, parent);
+                if (pf_tree_find(tree, sub))
+                        n = intern_node(f, NODE_TREE_FILE, path, parent->item, parent->format, parent->view_len);
+                else if (pf_tree_is_dir(tree, sub))
+                        n = intern_node(f, NODE_TREE_DIR, path, parent->item, parent->format, parent->view_len);
+                else
+                        r = -ENOENT;
+                pf_plan_unref(plan);
+                if (r < 0)
+                        return r;
                 break;
         }
         default:
@@ -689,7 +755,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
                 fuse_reply_err(req, ENOENT);
                 return;
         }
-        r = lookup_child(f, p, name, &n);
+        r = lookup_child(req, f, p, name, &n);
         if (r >= 0)
                 r = node_attr(req, f, n, &e.attr);
         if (r < 0) {
@@ -714,7 +780,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 return;
         }
         /* An open file answers from its own plan (the snapshot it reads). */
-        if (fi && fi->fh && n->kind == NODE_FILE) {
+        if (fi && fi->fh && (n->kind == NODE_FILE || n->kind == NODE_TREE_FILE)) {
                 fill_file_attr(f, n, pf_plan_size((pf_plan *) (uintptr_t) fi->fh), &st);
                 fuse_reply_attr(req, &st, ATTR_TIMEOUT);
                 return;
@@ -760,6 +826,16 @@ static int dir_add(fuse_req_t req, dir_buf *b, const char *name, mode_t mode) {
         fuse_add_direntry(req, b->data + b->size, need, name, &st, (off_t) (b->size + need));
         b->size += need;
         return 0;
+}
+
+typedef struct list_request {
+        fuse_req_t req;
+        dir_buf *b;
+} list_request;
+
+static int list_tree_entry(void *userdata, const char *name, bool is_dir) {
+        list_request *lr = userdata;
+        return dir_add(lr->req, lr->b, name, is_dir ? S_IFDIR : S_IFREG);
 }
 
 static int list_dir(fuse_req_t req, fs *f, const node *n, dir_buf *b) {
@@ -827,8 +903,20 @@ static int list_dir(fuse_req_t req, fs *f, const node *n, dir_buf *b) {
                         if (!f->list_all && formats[i]->cached &&
                             (!resolved || pf_packs_ready(f->packs, n->path, item, formats[i]) <= 0))
                                 continue;
-                        r = dir_add(req, b, formats[i]->file_name, S_IFREG);
+                        r = dir_add(req, b, formats[i]->file_name, formats[i]->tree ? S_IFDIR : S_IFREG);
                 }
+                return r;
+        }
+        case NODE_TREE_DIR: {
+                /* A format's directory lists what its tree holds, which may
+                 * take its plan (oci/: the layer digests, once). */
+                pf_plan *plan = NULL;
+                r = tree_plan(req, f, n, &plan);
+                if (r < 0)
+                        return r;
+                list_request lr = { .req = req, .b = b };
+                r = pf_tree_list(n->format->tree(plan), tree_path(n->path, n), list_tree_entry, &lr);
+                pf_plan_unref(plan);
                 return r;
         }
         default:
@@ -846,7 +934,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 fuse_reply_err(req, ENOENT);
                 return;
         }
-        if (n->kind == NODE_FILE) {
+        if (n->kind == NODE_FILE || n->kind == NODE_TREE_FILE) {
                 fuse_reply_err(req, ENOTDIR);
                 return;
         }
@@ -889,7 +977,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         pf_plan *plan = NULL;
         int r;
 
-        if (!n || n->kind != NODE_FILE) {
+        if (!n || (n->kind != NODE_FILE && n->kind != NODE_TREE_FILE)) {
                 fuse_reply_err(req, n ? EISDIR : ENOENT);
                 return;
         }
@@ -897,7 +985,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 fuse_reply_err(req, EROFS);
                 return;
         }
-        r = file_plan(req, f, n, &plan, NULL);
+        r = n->kind == NODE_TREE_FILE ? tree_file_plan(req, f, n, &plan) : file_plan(req, f, n, &plan, NULL);
         if (r < 0) {
                 fuse_reply_err(req, reply_errno(r) == ENOENT ? EIO : reply_errno(r));
                 return;

@@ -231,7 +231,8 @@ static void survey(pf_prepare *pr, task *t) {
 
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (size_t i = 0; i < n_formats && r >= 0 && !stopping(pr); i++)
-                if (!formats[i]->cached)
+                /* (A format's directory, oci/, is not what a listing of the view asks.) */
+                if (!formats[i]->cached && !formats[i]->tree)
                         r = pf_packs_size(pr->packs, t->view, t->item, formats[i], NULL, &size);
         if (r >= 0 && !stopping(pr))
                 r = pf_packs_access(pr->packs, t->view, t->item, &access);

@@ -20,6 +20,7 @@
 #include "packfs/config.h"
 #include "packfs/plan.h"
 #include "packfs/store.h"
+#include "packfs/tree.h"
 
 typedef struct pf_format pf_format;
 typedef struct pf_view pf_view;
@@ -63,6 +64,10 @@ struct pf_format {
          * directory listing shows them; the others only once they are ready
          * (SPEC guarantee 2, `--list ready`). */
         int (*cached)(const pf_format *self, const pf_view *view);
+        /* Optional, for a format shown as a directory of a view (oci/): the
+         * files below it (tree.h), which plan() makes and keeps as its plan's
+         * data (the directory's own plan has no bytes). */
+        const pf_tree *(*tree)(const pf_plan *plan);
         /* Compressed variants (compressed.h): the format they compress, with what. */
         const pf_format *base;
         const pf_codec *codec;
@@ -86,3 +91,4 @@ extern const pf_format pf_format_docker;
 extern const pf_format pf_format_docker_gz;
 extern const pf_format pf_format_docker_xz;
 extern const pf_format pf_format_docker_zst;
+extern const pf_format pf_format_oci;

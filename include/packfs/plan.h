@@ -116,6 +116,13 @@ int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *bu
  * For an owned fd, returns a duplicate. The caller closes the result. */
 int pf_plan_open_file(const pf_plan *p, const pf_extent *e);
 
+/* The bytes [OFFSET, +LENGTH) of BASE as a plan of their own (one GENERATED
+ * extent reading BASE, which it holds a reference to): a blob of an image
+ * layout that is a layer of docker.tar. -EINVAL past BASE's end. */
+int pf_plan_slice(pf_plan *base, uint64_t offset, uint64_t length, pf_plan **ret);
+/* What the format attached to P (pf_plan_builder_finish()'s FORMAT_DATA). */
+const void *pf_plan_format_data(const pf_plan *p);
+
 /* Reads up to LEN bytes at OFFSET into BUF: what the filesystem's reads, `packfs
  * build` and the encoders use. Returns the number of bytes read (short only at
  * the end) or a negative errno. */

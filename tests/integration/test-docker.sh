@@ -13,7 +13,7 @@
 # Usage: PACKFS=build/fs/packfs test-docker.sh   (or: test-docker.sh PACKFS)
 source "$(dirname "$0")/lib.sh"
 need_fuse
-need_tools dockerd ctr skopeo python3 gcc zstd cmp sha256sum timeout
+need_tools dockerd ctr skopeo docker-registry python3 gcc zstd cmp sha256sum timeout
 [[ $(id -u) == 0 ]] || skip "needs root (to run dockerd)"
 # Debian's client, for the daemon it ships with.
 DOCKER_BIN=/usr/bin/docker
@@ -157,6 +157,18 @@ print(" ".join(json.load(t.extractfile(m["Config"]))["rootfs"]["diff_ids"]))
 PY
 )" "$skopeo_layers"
 
+# ---- oci/: the same image as an OCI image layout ----
+check_eq "a view lists oci/ as a directory" "d" "$(stat -c %A "$M/demo/oci" | cut -c1)"
+check_eq "oci/ holds blobs, index.json, oci-layout" $'blobs\nindex.json\noci-layout' "$(T ls "$M/demo/oci")"
+bad=0
+for blob in "$M"/demo/oci/blobs/sha256/*; do
+        [[ $(sha256sum <"$blob" | cut -c1-64) == "$(basename "$blob")" ]] || bad=$((bad + 1))
+done
+check_eq "every blob's name is its sha256 (of $(ls "$M/demo/oci/blobs/sha256" | wc -l) blobs)" 0 "$bad"
+oci_layers=$(T skopeo inspect "oci:$M/demo/oci" |
+        python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["Layers"]))')
+check_eq "skopeo inspect oci: has docker.tar's layers" "$skopeo_layers" "$oci_layers"
+
 # ---- max-layers ----
 history() { # DOCKER_TAR: each layer's diff_id and what made it
         python3 - "$1" <<'PY'
@@ -229,6 +241,35 @@ check_contains "ctr images import demo/docker.tar" "docker.io/library/demo:lates
         "$(T "${CTR[@]}" images import --snapshotter native "$M/demo/docker.tar" 2>&1)"
 check_eq "ctr run demo hello" "hello from packfs" \
         "$(T "${CTR[@]}" run --rm --snapshotter native docker.io/library/demo:latest packfs-hello hello 2>&1)"
+# skopeo copies oci/ into the daemon, and to a registry the daemon pulls from.
+check "skopeo copy oci: docker-daemon:" T skopeo copy --quiet "oci:$M/demo/oci" \
+        "docker-daemon:demo-oci:latest" --dest-daemon-host "unix://$D/docker.sock"
+check_eq "docker run the image skopeo copied from oci/" "hello from packfs" \
+        "$(T "${DOCKER[@]}" run --rm --network none demo-oci:latest hello 2>&1)"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$WORK/registry.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry
+http:
+  addr: 127.0.0.1:$PORT
+YML
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+REGISTRY_PID=$!
+PIDS+=("$REGISTRY_PID")
+LOGS+=("$WORK/registry.log")
+EXIT_HOOKS+=("kill -TERM $REGISTRY_PID 2>/dev/null")
+for ((i = 0; i < 100; i++)); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && break
+        sleep 0.1
+done
+check "skopeo copy oci: docker://127.0.0.1:$PORT/demo:latest" T skopeo copy --quiet --dest-tls-verify=false \
+        "oci:$M/demo/oci" "docker://127.0.0.1:$PORT/demo:latest"
+check "docker pull from the registry" T "${DOCKER[@]}" pull -q "127.0.0.1:$PORT/demo:latest"
+check_eq "docker run the pulled image" "hello from packfs" \
+        "$(T "${DOCKER[@]}" run --rm --network none "127.0.0.1:$PORT/demo:latest" hello 2>&1)"
+kill -TERM "$REGISTRY_PID"
 check_eq "the image's Env has the profile's bin" "PATH=$(profile_item demo)/bin" \
         "$("${DOCKER[@]}" image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' demo:latest | grep .)"
 

@@ -64,6 +64,16 @@ typedef struct docker_layer {
         const char *created_by;         /* the history's words for it (interned) */
 } docker_layer;
 
+/* Reads kept while an earlier one is still on its way (see docker_observe()). */
+#define STREAM_AHEAD (8u << 20)
+#define STREAM_PIECES_MAX 64
+
+typedef struct stream_piece {
+        uint64_t offset;
+        size_t len;
+        uint8_t *data;
+} stream_piece;
+
 typedef struct docker_data {
         tar_plan_data tar;              /* first: the headers tar_generate() serves */
         docker_layer *layers;
@@ -78,8 +88,24 @@ typedef struct docker_data {
         pthread_mutex_t lock;
         bool have_digests;
         uint8_t (*digests)[32];         /* n_layers */
-        bool *known;                    /* n_layers: digests[i] is set */
+        bool *known;                    /* n_layers: digests[i] is set; fixed once planned */
         uint8_t config_digest[32];
+
+        /* Guards the streaming hash below (never held with lock taken after
+         * it: digests_locked() reads through the plan, whose observer takes
+         * this one). A sequential reader's bytes of a layer are hashed as
+         * they pass (docker_observe()), so `docker load` never makes the
+         * config wait for a second read of the layers. */
+        pthread_mutex_t stream_lock;
+        gcry_md_hd_t stream_md;
+        size_t stream_layer;            /* being hashed; n_layers: none */
+        uint64_t stream_pos;            /* the next offset the hashes expect */
+        uint64_t stream_start;          /* the first layer to hash (fixed once planned) */
+        stream_piece pending[STREAM_PIECES_MAX]; /* reads that came ahead of it */
+        size_t n_pending;
+        uint64_t pending_bytes;
+        bool *streamed;                 /* n_layers: streamed_digests[i] is set */
+        uint8_t (*streamed_digests)[32];
 } docker_data;
 
 typedef struct docker_planner {
@@ -96,6 +122,13 @@ typedef struct docker_planner {
         size_t n_merged;
 } docker_planner;
 
+static void pending_clear(docker_data *d) {
+        for (size_t k = 0; k < d->n_pending; k++)
+                free(d->pending[k].data);
+        d->n_pending = 0;
+        d->pending_bytes = 0;
+}
+
 static void docker_data_free(void *p) {
         docker_data *d = p;
 
@@ -109,6 +142,12 @@ static void docker_data_free(void *p) {
         free(d->repo_tag);
         free(d->digests);
         free(d->known);
+        free(d->streamed);
+        free(d->streamed_digests);
+        if (d->stream_md)
+                gcry_md_close(d->stream_md);
+        pending_clear(d);
+        pthread_mutex_destroy(&d->stream_lock);
         pthread_mutex_destroy(&d->lock);
         free(d);
 }
@@ -271,8 +310,11 @@ static void digest_record(pf_cache *cache, const uint8_t id[32], const uint8_t d
         memcpy(data, digest, 32);
         tar_sha256_pair(key, 32, digest, 32, data + 32);
         (void) pf_cache_record_put(cache, key, data, sizeof(data));
-        (void) pf_cache_flush_records(cache);
 }
+
+/* Set while this thread hashes a layer itself: its reads are not to be
+ * hashed a second time by the plan's observer. */
+static _Thread_local bool hashing_here;
 
 /* SHA-256 of [OFFSET, +LENGTH) of PLAN. */
 static int hash_range(const pf_plan *plan, uint64_t offset, uint64_t length, uint8_t digest[32]) {
@@ -285,6 +327,7 @@ static int hash_range(const pf_plan *plan, uint64_t offset, uint64_t length, uin
                 return -ENOMEM;
         if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
                 return -ENOMEM;
+        hashing_here = true;
         while (length > 0) {
                 ssize_t n = pf_plan_pread(plan, buf, (size_t) MIN(length, (uint64_t) CHUNK), offset);
                 if (n <= 0) {
@@ -295,6 +338,7 @@ static int hash_range(const pf_plan *plan, uint64_t offset, uint64_t length, uin
                 offset += (uint64_t) n;
                 length -= (uint64_t) n;
         }
+        hashing_here = false;
         if (r >= 0)
                 memcpy(digest, gcry_md_read(md, GCRY_MD_SHA256), 32);
         gcry_md_close(md);
@@ -304,6 +348,7 @@ static int hash_range(const pf_plan *plan, uint64_t offset, uint64_t length, uin
 /* Makes sure every layer's digest and the config's are known. Called with
  * D->lock held. */
 static int digests_locked(docker_data *d) {
+        size_t n_hashed = 0;
         text config = {};
         int r;
 
@@ -311,7 +356,15 @@ static int digests_locked(docker_data *d) {
                 return 0;
         for (size_t i = 0; i < d->n_layers; i++) {
                 docker_layer *l = &d->layers[i];
-                if (d->known[i] || (l->keyed && digest_lookup(d->cache, l->id, d->digests[i])))
+                bool streamed;
+                pthread_mutex_lock(&d->stream_lock);
+                streamed = d->streamed[i];
+                if (streamed)
+                        memcpy(d->digests[i], d->streamed_digests[i], 32);
+                pthread_mutex_unlock(&d->stream_lock);
+                if (streamed && l->keyed)
+                        digest_record(d->cache, l->id, d->digests[i]);
+                if (streamed || d->known[i] || (l->keyed && digest_lookup(d->cache, l->id, d->digests[i])))
                         continue;
                 if (!l->materialized)
                         /* docker_plan_sparse() settles these; an evicted record cannot be read back. */
@@ -320,6 +373,7 @@ static int digests_locked(docker_data *d) {
                 r = hash_range(d->plan, l->offset, l->length, d->digests[i]);
                 if (r < 0)
                         return log_error_errno(r, "docker.tar: cannot hash layer %zu (%s)", i, l->created_by);
+                n_hashed++;
                 if (l->keyed)
                         digest_record(d->cache, l->id, d->digests[i]);
         }
@@ -331,7 +385,133 @@ static int digests_locked(docker_data *d) {
         gcry_md_hash_buffer(GCRY_MD_SHA256, d->config_digest, config.data, config.len);
         free(config.data);
         d->have_digests = true;
+        /* In one transaction (cache.h). */
+        (void) pf_cache_flush_records(d->cache);
+        if (n_hashed > 0)
+                log_info("docker.tar: read %zu of %zu layers again for their digests (the others were streamed or recorded)",
+                         n_hashed, d->n_layers);
         return 0;
+}
+
+/* The first layer starting after OFFSET, or N_LAYERS. */
+static size_t layer_after(const docker_data *d, uint64_t offset) {
+        size_t lo = 0, hi = d->n_layers;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (d->layers[mid].offset > offset)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return lo;
+}
+
+/* The layer whose bytes hold OFFSET, or N_LAYERS. */
+static size_t layer_at(const docker_data *d, uint64_t offset) {
+        size_t lo = 0, hi = d->n_layers;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const docker_layer *l = &d->layers[mid];
+                if (offset < l->offset)
+                        hi = mid;
+                else if (offset >= l->offset + l->length)
+                        lo = mid + 1;
+                else
+                        return mid;
+        }
+        return d->n_layers;
+}
+
+/* Feeds [OFFSET, +LEN) (OFFSET == stream_pos) to the layers' hashes: a layer's
+ * hash starts at its first byte and ends, recorded, at its last; what lies
+ * between layers is skipped. Called with stream_lock held. */
+static void stream_consume(docker_data *d, uint64_t offset, const uint8_t *p, size_t len) {
+        uint64_t end = offset + len;
+
+        while (offset < end) {
+                size_t i = layer_at(d, offset);
+                if (i == d->n_layers) {
+                        size_t next = layer_after(d, offset);
+                        if (next == d->n_layers || d->layers[next].offset >= end)
+                                break;
+                        p += d->layers[next].offset - offset;
+                        offset = d->layers[next].offset;
+                        continue;
+                }
+                const docker_layer *l = &d->layers[i];
+                uint64_t take = MIN(end, l->offset + l->length) - offset;
+                if (offset == l->offset) {
+                        if (!d->stream_md && gcry_md_open(&d->stream_md, GCRY_MD_SHA256, 0) != 0)
+                                d->stream_md = NULL;
+                        else if (d->stream_md)
+                                gcry_md_reset(d->stream_md);
+                        d->stream_layer = i;
+                }
+                if (d->stream_md && d->stream_layer == i && l->materialized && !d->known[i]) {
+                        gcry_md_write(d->stream_md, p, take);
+                        if (offset + take == l->offset + l->length) {
+                                memcpy(d->streamed_digests[i], gcry_md_read(d->stream_md, GCRY_MD_SHA256), 32);
+                                d->streamed[i] = true;
+                                d->stream_layer = d->n_layers;
+                        }
+                }
+                offset += take;
+                p += take;
+        }
+        d->stream_pos = end;
+}
+
+/* The plan's read observer: hashes the layers as a reader streams them in
+ * order. FUSE serves the kernel's read-ahead on several threads, so reads
+ * arrive a little out of order: those up to STREAM_AHEAD bytes ahead are kept
+ * until the gap before them is filled. A reader that seeks elsewhere (skopeo,
+ * containerd) leaves the hashes behind; a later read from offset 0 starts
+ * again. Whatever was not streamed is hashed when the config needs it. */
+static void docker_observe(const void *format_data, uint64_t offset, const void *buf, size_t len) {
+        docker_data *d = (docker_data *) format_data;
+        const uint8_t *p = buf;
+
+        /* Before the first layer with no digest yet: nothing to hash. */
+        if (hashing_here || offset + len <= d->stream_start)
+                return;
+        pthread_mutex_lock(&d->stream_lock);
+        if (offset == 0 && d->stream_pos != d->stream_start) {
+                pending_clear(d);
+                d->stream_pos = d->stream_start;
+                d->stream_layer = d->n_layers;
+        }
+        if (offset <= d->stream_pos && offset + len > d->stream_pos) {
+                uint64_t skip = d->stream_pos - offset;
+                stream_consume(d, d->stream_pos, p + skip, len - skip);
+                /* Kept pieces that now follow on. */
+                for (bool progress = true; progress;) {
+                        progress = false;
+                        for (size_t k = 0; k < d->n_pending; k++) {
+                                stream_piece *c = &d->pending[k];
+                                if (c->offset > d->stream_pos)
+                                        continue;
+                                if (c->offset + c->len > d->stream_pos) {
+                                        uint64_t cskip = d->stream_pos - c->offset;
+                                        stream_consume(d, d->stream_pos, c->data + cskip, c->len - cskip);
+                                        progress = true;
+                                }
+                                d->pending_bytes -= c->len;
+                                free(c->data);
+                                d->pending[k--] = d->pending[--d->n_pending];
+                        }
+                }
+        } else if (offset > d->stream_pos && offset - d->stream_pos <= STREAM_AHEAD &&
+                   d->n_pending < STREAM_PIECES_MAX && d->pending_bytes + len <= STREAM_AHEAD) {
+                uint8_t *copy = malloc(len);
+                if (copy) {
+                        memcpy(copy, p, len);
+                        d->pending[d->n_pending++] = (stream_piece) { .offset = offset, .len = len, .data = copy };
+                        d->pending_bytes += len;
+                }
+        }
+        pthread_mutex_unlock(&d->stream_lock);
 }
 
 static int copy_out(const text *t, size_t expected, uint64_t offset, void *buf, size_t len) {
@@ -775,12 +955,8 @@ static int settle_placeholder_digests(const pf_format *self, const pf_view *view
 
         for (size_t i = 0; i < d->n_layers && r >= 0; i++) {
                 docker_layer *l = &d->layers[i];
-                if (l->materialized)
+                if (l->materialized || d->known[i])
                         continue;
-                if (l->keyed && digest_lookup(d->cache, l->id, d->digests[i])) {
-                        d->known[i] = true;
-                        continue;
-                }
                 if (!whole) {
                         r = view->plan_of ? view->plan_of(view, self, &whole) : docker_plan(self, view, &whole);
                         if (r < 0)
@@ -793,6 +969,7 @@ static int settle_placeholder_digests(const pf_format *self, const pf_view *view
                                 digest_record(d->cache, l->id, d->digests[i]);
                 }
         }
+        (void) pf_cache_flush_records(d->cache);
         pf_plan_unref(whole);
         return r;
 }
@@ -810,6 +987,7 @@ static int docker_plan_sparse(const pf_format *self, const pf_view *view,
         if (!d)
                 return -ENOMEM;
         pthread_mutex_init(&d->lock, NULL);
+        pthread_mutex_init(&d->stream_lock, NULL);
         d->cache = view->cache;
         d->arch = strdup(docker_arch());
         d->repo_tag = docker_repository_name(view->name);
@@ -845,10 +1023,20 @@ static int docker_plan_sparse(const pf_format *self, const pf_view *view,
                 goto fail;
         d->digests = calloc(MAX(d->n_layers, (size_t) 1), 32);
         d->known = calloc(MAX(d->n_layers, (size_t) 1), sizeof(bool));
-        if (!d->digests || !d->known) {
+        d->streamed = calloc(MAX(d->n_layers, (size_t) 1), sizeof(bool));
+        d->streamed_digests = calloc(MAX(d->n_layers, (size_t) 1), 32);
+        d->stream_layer = d->n_layers;
+        if (!d->digests || !d->known || !d->streamed || !d->streamed_digests) {
                 r = -ENOMEM;
                 goto fail;
         }
+        /* Digests recorded before need no streaming hash (KNOWN is fixed
+         * from here on: the observer reads it unlocked). A sizing plan is
+         * never read. */
+        if (want != pf_format_want_none)
+                for (size_t i = 0; i < d->n_layers; i++)
+                        if (d->layers[i].keyed && digest_lookup(d->cache, d->layers[i].id, d->digests[i]))
+                                d->known[i] = true;
         /* A sparse plan that will be read (a compressed variant's) has no
          * bytes for the layers it does not want: their digests now, from the
          * cache or else from the whole plan. A sizing plan is never read. */
@@ -906,6 +1094,13 @@ static int docker_plan_sparse(const pf_format *self, const pf_view *view,
         if (r < 0)
                 return r;
         d->plan = plan; /* not a reference: D lives as long as the plan */
+        for (size_t i = 0; i < d->n_layers; i++)
+                if (!d->known[i] && d->layers[i].materialized) {
+                        /* Something to hash as it streams, from there. */
+                        d->stream_start = d->stream_pos = d->layers[i].offset;
+                        pf_plan_set_observer(plan, docker_observe);
+                        break;
+                }
         *ret = plan;
         return 0;
 fail:

@@ -51,6 +51,7 @@ struct pf_plan {
         pf_generate_fn generate;
         void *format_data;
         void (*free_data)(void *);
+        pf_read_observer observer;      /* set before the plan is shared */
 };
 
 static int buffer_append(buffer *b, const void *data, size_t len) {
@@ -455,7 +456,13 @@ ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset) 
                 }
                 done += n;
         }
+        if (p->observer && done > 0)
+                p->observer(p->format_data, offset, buf, done);
         return (ssize_t) done;
+}
+
+void pf_plan_set_observer(pf_plan *p, pf_read_observer observer) {
+        p->observer = observer;
 }
 
 const void *pf_plan_format_data(const pf_plan *p) {

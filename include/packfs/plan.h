@@ -116,6 +116,12 @@ int pf_plan_fill(const pf_plan *p, const pf_extent *e, uint64_t offset, void *bu
  * For an owned fd, returns a duplicate. The caller closes the result. */
 int pf_plan_open_file(const pf_plan *p, const pf_extent *e);
 
+/* Told of every read pf_plan_pread() serves, with its bytes, in the reader's
+ * thread (docker.tar hashes its layers as a sequential reader streams them).
+ * Set once, before the plan is shared. */
+typedef void (*pf_read_observer)(const void *format_data, uint64_t offset, const void *buf, size_t len);
+void pf_plan_set_observer(pf_plan *p, pf_read_observer observer);
+
 /* The bytes [OFFSET, +LENGTH) of BASE as a plan of their own (one GENERATED
  * extent reading BASE, which it holds a reference to): a blob of an image
  * layout that is a layer of docker.tar. -EINVAL past BASE's end. */

@@ -33,6 +33,7 @@
 #include <sys/utsname.h>
 
 #include "packfs/compressed.h"
+#include "packfs/cache.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -152,15 +153,6 @@ static void docker_data_free(void *p) {
         free(d);
 }
 
-static void hex(const uint8_t *bytes, size_t n, char *out) {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = digits[bytes[i] >> 4];
-                out[2 * i + 1] = digits[bytes[i] & 15];
-        }
-        out[2 * n] = 0;
-}
-
 /* --- JSON */
 
 typedef struct text {
@@ -212,7 +204,7 @@ static void put_string(text *t, const char *s) {
 
 static void put_digest(text *t, const uint8_t digest[32]) {
         char h[HEX_DIGEST + 1];
-        hex(digest, 32, h);
+        pf_hex(digest, 32, h);
         puts_(t, "\"sha256:");
         puts_(t, h);
         puts_(t, "\"");
@@ -249,7 +241,7 @@ static void build_config(const docker_data *d, const uint8_t (*digests)[32], tex
 }
 
 static void layer_path(const docker_layer *l, char *out) {
-        hex(l->id, 32, out);
+        pf_hex(l->id, 32, out);
         strcpy(out + HEX_DIGEST, "/layer.tar");
 }
 
@@ -257,7 +249,7 @@ static void build_manifest(const docker_data *d, const uint8_t config_digest[32]
         static const uint8_t zero[32];
         char name[HEX_DIGEST + 16];
 
-        hex(config_digest ? config_digest : zero, 32, name);
+        pf_hex(config_digest ? config_digest : zero, 32, name);
         strcat(name, ".json");
         puts_(t, "[{\"Config\":");
         put_string(t, name);
@@ -540,7 +532,7 @@ static int docker_generate(const void *format_data, uint64_t cookie, uint64_t of
         case COOKIE_CONFIG_HEADER: {
                 char name[HEX_DIGEST + 16];
                 uint8_t header[TAR_HEADER_MAX];
-                hex(d->config_digest, 32, name);
+                pf_hex(d->config_digest, 32, name);
                 strcat(name, ".json");
                 tar_entry e = { .name = name, .mode = S_IFREG | 0644, .size = d->config_size };
                 int n = tar_header_write(&e, header);
@@ -681,7 +673,7 @@ static int add_layer(docker_planner *dp, const uint8_t id[32], bool keyed, bool 
         if (!l->created_by)
                 return -ENOMEM;
         memcpy(l->id, id, 32);
-        hex(id, 32, name);
+        pf_hex(id, 32, name);
         strcat(name, "/");
         r = tar_add_member(t, name, NULL, S_IFDIR | 0755, 0, NULL, 0, NULL);
         if (r < 0)
@@ -1057,7 +1049,7 @@ static int docker_plan_sparse(const pf_format *self, const pf_view *view,
                         r = -ENOMEM;
                         goto fail;
                 }
-                hex(d->layers[d->n_layers - 1].id, 32, top);
+                pf_hex(d->layers[d->n_layers - 1].id, 32, top);
                 puts_(&repositories, "{");
                 put_string(&repositories, repo);
                 puts_(&repositories, ":{\"latest\":\"");

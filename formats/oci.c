@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "docker.h"
+#include "packfs/cache.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -29,15 +30,6 @@
 #define MEDIA_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MEDIA_LAYER "application/vnd.oci.image.layer.v1.tar"
 #define MEDIA_INDEX "application/vnd.oci.image.index.v1+json"
-
-static void hex(const uint8_t *bytes, size_t n, char *out) {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = digits[bytes[i] >> 4];
-                out[2 * i + 1] = digits[bytes[i] & 15];
-        }
-        out[2 * n] = 0;
-}
 
 /* A plan of LEN literal bytes. */
 static int bytes_plan(const void *data, size_t len, pf_plan **ret) {
@@ -60,7 +52,7 @@ static int add_json_blob(pf_tree *tree, const char *data, size_t len, uint8_t di
         int r;
 
         gcry_md_hash_buffer(GCRY_MD_SHA256, digest, data, len);
-        hex(digest, 32, h);
+        pf_hex(digest, 32, h);
         snprintf(path, sizeof(path), "blobs/sha256/%s", h);
         r = bytes_plan(data, len, &plan);
         return r < 0 ? r : pf_tree_add(tree, path, plan);
@@ -91,7 +83,7 @@ static int build(pf_plan *docker, pf_tree *tree) {
                 docker_image_layer *l = &image.layers[i];
                 pf_plan *blob = NULL;
 
-                hex(l->digest, 32, h);
+                pf_hex(l->digest, 32, h);
                 fprintf(f, "%s{\"mediaType\":\"" MEDIA_LAYER "\",\"digest\":\"sha256:%s\",\"size\":%llu}",
                         i ? "," : "", h, (unsigned long long) l->length);
                 snprintf(path, sizeof(path), "blobs/sha256/%s", h);
@@ -113,7 +105,7 @@ static int build(pf_plan *docker, pf_tree *tree) {
         r = add_json_blob(tree, (const char *) image.config, image.config_size, image.config_digest);
         if (r < 0)
                 goto out;
-        hex(image.config_digest, 32, h);
+        pf_hex(image.config_digest, 32, h);
         if (asprintf(&manifest,
                      "{\"schemaVersion\":2,\"mediaType\":\"" MEDIA_MANIFEST "\","
                      "\"config\":{\"mediaType\":\"" MEDIA_CONFIG "\",\"digest\":\"sha256:%s\",\"size\":%zu},"
@@ -135,7 +127,7 @@ static int build(pf_plan *docker, pf_tree *tree) {
                 r = -ENOMEM;
                 goto out;
         }
-        hex(digest, 32, h);
+        pf_hex(digest, 32, h);
         if (asprintf(&index,
                      "{\"schemaVersion\":2,\"mediaType\":\"" MEDIA_INDEX "\",\"manifests\":[{\"mediaType\":\"" MEDIA_MANIFEST
                      "\",\"digest\":\"sha256:%s\",\"size\":%zu,\"annotations\":{\"io.containerd.image.name\":\"%s\","

@@ -731,10 +731,6 @@ static void layer_id(const uint8_t item_identity[32], uint8_t id[32]) {
         tar_sha256_pair(DOCKER_LAYER_LAYOUT, sizeof(DOCKER_LAYER_LAYOUT), item_identity, 32, id);
 }
 
-static bool keyed(const pf_closure_item *item) {
-        return item->nar_hash && item->nar_hash[0];
-}
-
 static bool wanted(const tar_planner *t, const pf_closure_item *item) {
         uint8_t identity[32];
 
@@ -755,7 +751,7 @@ static int add_merged_layer(docker_planner *dp) {
                 return -ENOMEM;
         for (size_t k = 0; k < closure->n_items; k++)
                 if (dp->merged[k]) {
-                        all_keyed &= keyed(&closure->items[k]);
+                        all_keyed &= pf_closure_item_keyed(&closure->items[k]);
                         all_wanted &= wanted(&dp->t, &closure->items[k]);
                 }
         return add_layer(dp, dp->merged_id, all_keyed, all_wanted, created_by);
@@ -781,7 +777,7 @@ static int around_item(tar_planner *t, size_t i, bool after, uint64_t length) {
         else {
                 tar_item_identity(item, identity);
                 layer_id(identity, id);
-                r = add_layer(dp, id, keyed(item), wanted(t, item), item->path);
+                r = add_layer(dp, id, pf_closure_item_keyed(item), wanted(t, item), item->path);
         }
         if (r >= 0)
                 r = add_store_parents(dp);
@@ -865,21 +861,6 @@ static int ranked_cmp(const void *a, const void *b) {
         return strcmp(x->path, y->path);
 }
 
-static int item_index(const pf_closure *c, const char *path) {
-        size_t lo = 0, hi = c->n_items;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int cmp = strcmp(c->items[mid].path, path);
-                if (!cmp)
-                        return (int) mid;
-                if (cmp < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return -1;
-}
-
 /* Past max-layers (the last layer included), the items most referred to
  * within the closure keep layers of their own (they are the ones other
  * profiles share: libc, the toolchain's runtime) and the rest share one. Ranked
@@ -907,7 +888,7 @@ static int choose_layers(docker_planner *dp) {
                 if (r < 0)
                         return r;
                 for (char **ref = refs; *ref; ref++) {
-                        int j = item_index(c, *ref);
+                        int j = pf_closure_find(c, *ref);
                         if (j >= 0 && (size_t) j != k)
                                 rank[j].referrers++;
                 }

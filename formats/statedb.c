@@ -18,21 +18,6 @@ pf_state_layout pf_state_layout_for(const char *store_dir) {
         return (pf_state_layout) { "/var/guix/db/db.sqlite", "/var/guix/profiles/per-user/root/guix-profile" };
 }
 
-static int item_index(const pf_closure *c, const char *path) {
-        size_t lo = 0, hi = c->n_items;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                int cmp = strcmp(c->items[mid].path, path);
-                if (cmp == 0)
-                        return (int) mid;
-                if (cmp < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return -1;
-}
-
 static int fill(sqlite3 *db, const pf_view *view) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *add_path = NULL, *add_ref = NULL;
         const pf_closure *c = view->closure;
@@ -63,7 +48,7 @@ static int fill(sqlite3 *db, const pf_view *view) {
                 if (r < 0)
                         return r;
                 for (char **ref = refs; *ref && r >= 0; ref++) {
-                        int j = item_index(c, *ref);
+                        int j = pf_closure_find(c, *ref);
                         if (j < 0)
                                 continue; /* the closure is a snapshot; a row added since is not ours */
                         sqlite3_bind_int64(add_ref, 1, (sqlite3_int64) i + 1);

@@ -354,7 +354,7 @@ static int length_lookup(pf_cache *cache, const pf_closure_item *item, const uin
         size_t size = 0;
         uint64_t length = 0;
 
-        if (!cache || !item->nar_hash || !item->nar_hash[0])
+        if (!cache || !pf_closure_item_keyed(item))
                 return 0;
         length_record_key(identity, key);
         if (pf_cache_record_get(cache, key, (void **) &data, &size) < 0)
@@ -376,7 +376,7 @@ static int length_lookup(pf_cache *cache, const pf_closure_item *item, const uin
 static void length_record(pf_cache *cache, const pf_closure_item *item, const uint8_t identity[32], uint64_t length) {
         uint8_t key[32], data[LENGTH_RECORD_SIZE];
 
-        if (!cache || !item->nar_hash || !item->nar_hash[0])
+        if (!cache || !pf_closure_item_keyed(item))
                 return;
         length_record_key(identity, key);
         for (int i = 0; i < 8; i++)

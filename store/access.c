@@ -150,10 +150,6 @@ static int record_get(pf_cache *cache, const uint8_t key[32], const char *what, 
         return 1;
 }
 
-static bool keyed(const pf_closure_item *item) {
-        return item->nar_hash && item->nar_hash[0];
-}
-
 /* Merges into *TOTAL the summaries of the N items that have no record, from
  * their member lists (replayed or walked), recording each one. */
 static int summarize_items(pf_cache *cache, const pf_closure_item *items, size_t n, const pf_closure *closure,
@@ -174,7 +170,7 @@ static int summarize_items(pf_cache *cache, const pf_closure_item *items, size_t
                 if (r < 0)
                         break;
                 n_walked += walked;
-                if (cache && keyed(&items[i])) {
+                if (cache && pf_closure_item_keyed(&items[i])) {
                         pf_access_item_record_key(&items[i], key);
                         record_put(cache, key, items[i].path, s);
                 }
@@ -211,8 +207,8 @@ int pf_access_closure(pf_cache *cache, const pf_closure *closure, pf_access *ret
                 const pf_closure_item *item = &closure->items[i];
                 summary s;
 
-                all_keyed = all_keyed && keyed(item);
-                if (cache && keyed(item)) {
+                all_keyed = all_keyed && pf_closure_item_keyed(item);
+                if (cache && pf_closure_item_keyed(item)) {
                         uint8_t item_key[32];
                         pf_access_item_record_key(item, item_key);
                         if (record_get(cache, item_key, item->path, &s) > 0) {

@@ -183,6 +183,22 @@ static void closure_free(pf_closure *c) {
         free(c);
 }
 
+int pf_closure_find(const pf_closure *c, const char *path) {
+        size_t lo = 0, hi = c->n_items;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int cmp = strcmp(c->items[mid].path, path);
+                if (cmp == 0)
+                        return (int) mid;
+                if (cmp < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return -1;
+}
+
 pf_closure *pf_closure_ref(pf_closure *c) {
         __atomic_add_fetch(&c->refcount, 1, __ATOMIC_RELAXED);
         return c;

@@ -276,7 +276,7 @@ int pf_walk_batch_new(pf_cache *cache, const pf_closure_item *items, size_t n, p
                 int r;
 
                 it->path = items[i].path;
-                it->keyed = items[i].nar_hash && *items[i].nar_hash;
+                it->keyed = pf_closure_item_keyed(&items[i]);
                 it->state = ITEM_QUEUED;
                 if (!it->keyed || !cache) {
                         queued++;

@@ -68,6 +68,15 @@ int pf_store_all_paths(pf_store *s, char ***ret_paths, size_t *ret_n);
  * Rows that are not store paths fail with -EBADMSG. */
 int pf_store_references(pf_store *s, const char *path, char ***ret_paths);
 
+/* Whether ITEM has a NAR hash, which (with its path) pins its contents: what
+ * lets records about it (member lists, lengths, layer digests) be kept. */
+static inline bool pf_closure_item_keyed(const pf_closure_item *item) {
+        return item->nar_hash && item->nar_hash[0];
+}
+
+/* The index of the item at PATH in C (binary search: items are sorted), or -1. */
+int pf_closure_find(const pf_closure *c, const char *path);
+
 pf_closure *pf_closure_ref(pf_closure *c);
 void pf_closure_unref(pf_closure *c);
 

@@ -33,6 +33,7 @@
 #include <sys/utsname.h>
 
 #include "packfs/compressed.h"
+#include "packfs/digest.h"
 #include "packfs/cache.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
@@ -269,7 +270,7 @@ static void build_manifest(const docker_data *d, const uint8_t config_digest[32]
 /* --- Digests */
 
 static void digest_record_key(const uint8_t id[32], uint8_t key[32]) {
-        tar_sha256_pair(DIGEST_RECORD, sizeof(DIGEST_RECORD), id, 32, key);
+        pf_sha256_pair(DIGEST_RECORD, sizeof(DIGEST_RECORD), id, 32, key);
 }
 
 static bool digest_lookup(pf_cache *cache, const uint8_t id[32], uint8_t digest[32]) {
@@ -283,7 +284,7 @@ static bool digest_lookup(pf_cache *cache, const uint8_t id[32], uint8_t digest[
         if (pf_cache_record_get(cache, key, (void **) &data, &size) < 0)
                 return false;
         if (size == DIGEST_RECORD_SIZE)
-                tar_sha256_pair(key, 32, data, 32, check);
+                pf_sha256_pair(key, 32, data, 32, check);
         if (size != DIGEST_RECORD_SIZE || memcmp(check, data + 32, 32) != 0) {
                 log_warning("cache: a docker layer's recorded digest is damaged; hashing the layer again");
                 (void) pf_cache_record_drop(cache, key);
@@ -300,7 +301,7 @@ static void digest_record(pf_cache *cache, const uint8_t id[32], const uint8_t d
                 return;
         digest_record_key(id, key);
         memcpy(data, digest, 32);
-        tar_sha256_pair(key, 32, digest, 32, data + 32);
+        pf_sha256_pair(key, 32, digest, 32, data + 32);
         (void) pf_cache_record_put(cache, key, data, sizeof(data));
 }
 
@@ -728,7 +729,7 @@ static int add_store_parents(docker_planner *dp) {
 }
 
 static void layer_id(const uint8_t item_identity[32], uint8_t id[32]) {
-        tar_sha256_pair(DOCKER_LAYER_LAYOUT, sizeof(DOCKER_LAYER_LAYOUT), item_identity, 32, id);
+        pf_sha256_pair(DOCKER_LAYER_LAYOUT, sizeof(DOCKER_LAYER_LAYOUT), item_identity, 32, id);
 }
 
 static bool wanted(const tar_planner *t, const pf_closure_item *item) {
@@ -805,7 +806,7 @@ static int plan_last_layer(docker_planner *dp) {
         if (r < 0)
                 goto out;
         /* Named after the closure and options, which decide its bytes. */
-        tar_sha256_pair(dp->t.view->closure->id, 32, dp->t.view->options->id, 32, id);
+        pf_sha256_pair(dp->t.view->closure->id, 32, dp->t.view->options->id, 32, id);
         layer_id(id, id);
         r = add_layer(dp, id, false, true, "packfs: the profile's symlinks, /tmp and the database");
         if (r < 0)

@@ -79,8 +79,6 @@ int tar_add_member(tar_planner *t, const char *name, const char *link, mode_t mo
 
 /* A store item's segment identity: its path, NAR hash and the member layout. */
 void tar_item_identity(const pf_closure_item *item, uint8_t identity[32]);
-/* SHA-256 of A followed by B. */
-void tar_sha256_pair(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t digest[32]);
 
 /* A pf_generate_fn over a tar_plan_data: the header of entry COOKIE. */
 int tar_generate(const void *format_data, uint64_t cookie, uint64_t offset, void *buf, size_t len);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "packfs/compressed.h"
+#include "packfs/digest.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -330,21 +331,12 @@ static int add_member_length(void *userdata, const pf_walk_entry *e) {
 #define TAR_LENGTH_RECORD "packfs pack.tar item length 1"
 #define LENGTH_RECORD_SIZE (8 + 32)
 
-/* SHA-256 of A followed by B. */
-void tar_sha256_pair(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t digest[32]) {
-        gcry_buffer_t parts[] = { { .size = a_len, .len = a_len, .data = (void *) a },
-                                  { .size = b_len, .len = b_len, .data = (void *) b } };
-
-        if (gcry_md_hash_buffers(GCRY_MD_SHA256, 0, digest, parts, 2) != 0)
-                abort();
-}
-
 static void length_record_key(const uint8_t identity[32], uint8_t key[32]) {
-        tar_sha256_pair(TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD), identity, 32, key);
+        pf_sha256_pair(TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD), identity, 32, key);
 }
 
 static void length_record_check(const uint8_t key[32], const uint8_t length_le[8], uint8_t check[32]) {
-        tar_sha256_pair(key, 32, length_le, 8, check);
+        pf_sha256_pair(key, 32, length_le, 8, check);
 }
 
 /* 1 and *RET with the recorded length, 0 when there is none (or it was damaged). */

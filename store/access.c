@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "packfs/access.h"
+#include "packfs/digest.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/walkcache.h"
@@ -76,15 +77,6 @@ enum { HAS_RESTRICTED = 1, HAS_ONE_OWNER = 2, HAS_ONE_GROUP = 4 };
 #define PAYLOAD 12
 #define RECORD_SIZE (PAYLOAD + 32)
 
-/* SHA-256 of A followed by B. */
-static void sha256_pair(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t digest[32]) {
-        gcry_buffer_t parts[] = { { .size = a_len, .len = a_len, .data = (void *) a },
-                                  { .size = b_len, .len = b_len, .data = (void *) b } };
-
-        if (gcry_md_hash_buffers(GCRY_MD_SHA256, 0, digest, parts, 2) != 0)
-                abort();
-}
-
 void pf_access_item_record_key(const pf_closure_item *item, uint8_t key[32]) {
         gcry_md_hd_t md;
 
@@ -98,7 +90,7 @@ void pf_access_item_record_key(const pf_closure_item *item, uint8_t key[32]) {
 }
 
 void pf_access_closure_record_key(const pf_closure *closure, uint8_t key[32]) {
-        sha256_pair(ACCESS_CLOSURE_LAYOUT, sizeof(ACCESS_CLOSURE_LAYOUT), closure->id, 32, key);
+        pf_sha256_pair(ACCESS_CLOSURE_LAYOUT, sizeof(ACCESS_CLOSURE_LAYOUT), closure->id, 32, key);
 }
 
 static void put_u32(uint8_t *p, uint32_t v) {
@@ -118,7 +110,7 @@ static void record_put(pf_cache *cache, const uint8_t key[32], const char *what,
 
         put_u32(data + 4, s.uid);
         put_u32(data + 8, s.gid);
-        sha256_pair(key, 32, data, PAYLOAD, data + PAYLOAD);
+        pf_sha256_pair(key, 32, data, PAYLOAD, data + PAYLOAD);
         if (pf_cache_record_put(cache, key, data, sizeof(data)) < 0)
                 log_debug("cache: cannot record who may read the packs of %s", what);
 }
@@ -138,7 +130,7 @@ static int record_get(pf_cache *cache, const uint8_t key[32], const char *what, 
                 return 0;
         }
         if (size == RECORD_SIZE)
-                sha256_pair(key, 32, data, PAYLOAD, check);
+                pf_sha256_pair(key, 32, data, PAYLOAD, check);
         if (size != RECORD_SIZE || memcmp(check, data + PAYLOAD, 32) != 0 || (data[0] & ~7) || data[1] || data[2] ||
             data[3]) {
                 log_warning("cache: who may read the packs of %s: the record is damaged; computing it again", what);

@@ -595,12 +595,6 @@ static void job_name(const pf_format *self, const pf_view *view, char *buf, size
         snprintf(buf, size, "%s/%s", view->name, self->file_name);
 }
 
-static double seconds_since(const struct timespec *start) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        return (double) (now.tv_sec - start->tv_sec) + (double) (now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 static void log_summary(const encoding *e, const char *name, size_t encoded, uint64_t in_bytes,
                         const struct timespec *start, double planned, double looked_up) {
         uint64_t out_bytes = 0;
@@ -608,7 +602,7 @@ static void log_summary(const encoding *e, const char *name, size_t encoded, uin
                 out_bytes += e->objs[i].size;
         log_info("%s: encoded %zu of %zu units (%llu bytes in) in %.2f s, %zu from the cache; %llu bytes"
                  " (base plan %.3f s, cutting and lookup %.3f s)",
-                 name, encoded, e->n_units, (unsigned long long) in_bytes, seconds_since(start),
+                 name, encoded, e->n_units, (unsigned long long) in_bytes, pf_seconds_since(start),
                  e->n_units - encoded, (unsigned long long) out_bytes, planned, looked_up - planned);
 }
 
@@ -696,7 +690,7 @@ static int sparse_base(pack_encoding *pe, const pf_format *self, const pf_view *
         r = self->base->plan_sparse(self->base, view, wanted_has, NULL, &pe->base);
         if (r < 0)
                 return r;
-        pe->planned = seconds_since(&pe->start);
+        pe->planned = pf_seconds_since(&pe->start);
         r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache, view->background);
         if (r < 0)
                 return r;
@@ -733,14 +727,14 @@ static int pack_encoding_begin(pack_encoding *pe, const pf_format *self, const p
         else {
                 r = base_plan(self, view, &pe->base);
                 if (r >= 0) {
-                        pe->planned = seconds_since(&pe->start);
+                        pe->planned = pf_seconds_since(&pe->start);
                         r = encoding_init(&pe->e, pe->base, self->codec, level, view->cache,
                                           view->background);
                 }
         }
         if (r < 0)
                 return r;
-        pe->looked_up = seconds_since(&pe->start);
+        pe->looked_up = pf_seconds_since(&pe->start);
         pe->missing_bytes = encoding_missing_bytes(&pe->e, &pe->missing);
         return encoding_start(&pe->e, pe->name);
 }

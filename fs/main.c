@@ -518,16 +518,10 @@ static void add_own_job(void *userdata, const pf_cache_job_info *job) {
         p->output += job->output;
 }
 
-static double seconds_since(const struct timespec *start) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        return (double) (now.tv_sec - start->tv_sec) + (double) (now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 /* One line, rewritten in place: bytes in, bytes out, rate, time left. */
 static void warm_show(const char *name, pf_cache *cache, const struct timespec *start) {
         warm_progress p = {};
-        double elapsed = seconds_since(start), rate;
+        double elapsed = pf_seconds_since(start), rate;
 
         if (pf_cache_list_jobs(cache, add_own_job, &p) < 0 || p.total == 0)
                 return;
@@ -577,7 +571,7 @@ static int warm_file(pf_packs *packs, const char *view, const char *item, const 
         if (tty) {
                 fprintf(stderr, "%s: ready, ", name);
                 print_size(stderr, w.size);
-                fprintf(stderr, " (%.1f s)\n", seconds_since(&start));
+                fprintf(stderr, " (%.1f s)\n", pf_seconds_since(&start));
         }
         return 0;
 }

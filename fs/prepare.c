@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "packfs/cancel.h"
+#include "packfs/io.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/profiles.h"
@@ -214,17 +215,13 @@ static void rescan(pf_prepare *pr) {
         scan_dir(pr, root, "", 0);
 }
 
-static double seconds_between(const struct timespec *start, const struct timespec *end) {
-        return (double) (end->tv_sec - start->tv_sec) + (double) (end->tv_nsec - start->tv_nsec) / 1e9;
-}
-
 /* A survey: what a listing of the view asks, answered ahead. A failure is
  * the listing's to report (it gets the same error), so it is only logged at
  * debug level. */
 static void survey(pf_prepare *pr, task *t) {
         size_t n_formats;
         const pf_format *const *formats = pf_formats(&n_formats);
-        struct timespec start, end;
+        struct timespec start;
         pf_access access;
         uint64_t size;
         int r = 0;
@@ -237,15 +234,14 @@ static void survey(pf_prepare *pr, task *t) {
         if (r >= 0 && !stopping(pr))
                 r = pf_packs_access(pr->packs, t->view, t->item, &access);
         (void) pf_cache_flush_records(pf_packs_cache(pr->packs));
-        clock_gettime(CLOCK_MONOTONIC, &end);
         if (r >= 0)
-                log_debug("survey: %s (%.3f s)", t->view, seconds_between(&start, &end));
+                log_debug("survey: %s (%.3f s)", t->view, pf_seconds_since(&start));
         else
                 log_debug("survey: %s: %s", t->view, strerror(-r));
 }
 
 static void run_task(pf_prepare *pr, task *t) {
-        struct timespec start, end;
+        struct timespec start;
         int r;
 
         if (!t->format) {
@@ -256,10 +252,8 @@ static void run_task(pf_prepare *pr, task *t) {
         t->queued = NULL;
         clock_gettime(CLOCK_MONOTONIC, &start);
         r = pf_packs_plan_ahead(pr->packs, t->view, t->item, t->format);
-        clock_gettime(CLOCK_MONOTONIC, &end);
         if (r >= 0)
-                log_info("prepare: %s/%s is ready (%.2f s)", t->view, t->format->file_name,
-                         seconds_between(&start, &end));
+                log_info("prepare: %s/%s is ready (%.2f s)", t->view, t->format->file_name, pf_seconds_since(&start));
         else if (r != -ECANCELED)
                 log_error_errno(r, "prepare: %s/%s", t->view, t->format->file_name);
 }

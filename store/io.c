@@ -2,11 +2,19 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "packfs/cancel.h"
 #include "packfs/io.h"
 #include "packfs/macro.h"
+
+double pf_seconds_since(const struct timespec *start) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double) (now.tv_sec - start->tv_sec) + (double) (now.tv_nsec - start->tv_nsec) / 1e9;
+}
 
 int pf_write_all(int fd, const void *buf, size_t len) {
         const uint8_t *p = buf;

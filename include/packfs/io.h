@@ -8,5 +8,9 @@
  * cancellation was requested: -ECANCELED, cancel.h). 0 or a negative errno. */
 int pf_write_all(int fd, const void *buf, size_t len);
 
+/* Seconds from START (CLOCK_MONOTONIC) to now. */
+struct timespec;
+double pf_seconds_since(const struct timespec *start);
+
 /* The cores this process may run on (its affinity mask), at least 1. */
 unsigned pf_cpu_count(void);

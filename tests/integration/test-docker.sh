@@ -76,6 +76,11 @@ U2=$(user_item u2 two "$LIB" "$LIB2")
 U3=$(user_item u3 three "$LIB")
 U4=$(user_item u4 four "$LIB")
 make_profile many "$HELLO" "$LIB" "$LIB2" "$U1" "$U2" "$U3" "$U4"
+# A store item whose file will change behind the database's back.
+mkdir -p "$WORK/src/changing/share"
+head -c 300000 /dev/urandom >"$WORK/src/changing/share/data"
+CHANGING=$(add_item "$WORK/src/changing")
+make_profile changing "$CHANGING"
 printf '[many]\nmax-layers = 4\n' >"$WORK/layers.ini"
 mkdir -p "$PROFILES/per-user/Alice"
 pf_store profile "per-user/Alice/Guix_Profile" "$HELLO" >/dev/null || die "nested profile"
@@ -168,6 +173,21 @@ check_eq "every blob's name is its sha256 (of $(ls "$M/demo/oci/blobs/sha256" | 
 oci_layers=$(T skopeo inspect "oci:$M/demo/oci" |
         python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["Layers"]))')
 check_eq "skopeo inspect oci: has docker.tar's layers" "$skopeo_layers" "$oci_layers"
+
+# ---- bad input: a store file that changed since planning ----
+# The layer gives EIO and a log line naming the file; no digest of the wrong
+# bytes is recorded: once the file is back, a fresh mount's digests are right.
+exec 3<"$M/changing/docker.tar" # planned at open
+cp -p "$CHANGING/share/data" "$WORK/data.orig"
+echo "more bytes" >>"$CHANGING/share/data"
+check_fails "reading the layer of a changed store file fails" "Input/output error" bash -c "cat <&3"
+exec 3<&-
+check_contains "the log names the changed file" "$CHANGING/share/data: changed since it was planned" "$(cat "$MOUNT_LOG")"
+cp -p "$WORK/data.orig" "$CHANGING/share/data"
+unmount_packfs "$M" "$MOUNT_PID"
+mount_packfs "$M" --config "$WORK/layers.ini"
+check_eq "the file restored, a fresh mount's digests are right" "changing:latest 3" \
+        "$(check_docker_tar "$M/changing/docker.tar")"
 
 # ---- max-layers ----
 history() { # DOCKER_TAR: each layer's diff_id and what made it

@@ -38,6 +38,7 @@
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
+#include "packfs/searchpath.h"
 #include "docker.h"
 #include "tar-plan.h"
 
@@ -80,7 +81,8 @@ typedef struct docker_data {
         tar_plan_data tar;              /* first: the headers tar_generate() serves */
         docker_layer *layers;
         size_t n_layers;
-        char *arch, *env_path, *entry_point, *repo_tag;
+        char *arch, *entry_point, *repo_tag;
+        char **env;                     /* the profile's search paths, "VAR=value" */
         size_t config_size, manifest_size;
         pf_cache *cache;                /* NULL: digests are not recorded */
         const pf_plan *plan;            /* the plan owning this, to read layers from */
@@ -139,7 +141,7 @@ static void docker_data_free(void *p) {
         free(d->tar.entries);
         free(d->layers);
         free(d->arch);
-        free(d->env_path);
+        pf_strv_free(d->env);
         free(d->entry_point);
         free(d->repo_tag);
         free(d->digests);
@@ -218,7 +220,11 @@ static void build_config(const docker_data *d, const uint8_t (*digests)[32], tex
         puts_(t, "{\"architecture\":");
         put_string(t, d->arch);
         puts_(t, ",\"config\":{\"Env\":[");
-        put_string(t, d->env_path);
+        for (size_t i = 0; d->env[i]; i++) {
+                if (i)
+                        puts_(t, ",");
+                put_string(t, d->env[i]);
+        }
         puts_(t, "]");
         if (d->entry_point) {
                 puts_(t, ",\"Entrypoint\":[");
@@ -965,12 +971,13 @@ static int docker_plan_sparse(const pf_format *self, const pf_view *view,
         d->cache = view->cache;
         d->arch = strdup(docker_arch());
         d->repo_tag = docker_repository_name(view->name);
-        if (asprintf(&d->env_path, "PATH=%s/bin", view->closure->root) < 0)
-                d->env_path = NULL;
+        r = pf_profile_search_paths(view->store_dir, view->closure->root, &d->env);
+        if (r < 0)
+                goto fail;
         if (view->options->entry_point && asprintf(&d->entry_point, "%s/%s", view->closure->root,
                                                    view->options->entry_point) < 0)
                 d->entry_point = NULL;
-        r = d->arch && d->repo_tag && d->env_path && (d->entry_point || !view->options->entry_point)
+        r = d->arch && d->repo_tag && (d->entry_point || !view->options->entry_point)
                     ? pf_plan_builder_new(&dp.t.builder)
                     : -ENOMEM;
         if (r < 0)

@@ -81,7 +81,19 @@ mkdir -p "$WORK/src/changing/share"
 head -c 300000 /dev/urandom >"$WORK/src/changing/share/data"
 CHANGING=$(add_item "$WORK/src/changing")
 make_profile changing "$CHANGING"
-printf '[many]\nmax-layers = 4\n' >"$WORK/layers.ini"
+# A profile the way Guix makes them: its search paths in etc/profile; and an
+# entry point, so `docker run IMAGE` with no command runs it.
+mkdir -p "$WORK/src/guixenv/etc"
+cat >"$WORK/src/guixenv/etc/profile" <<'SH'
+# Source this file to define all the relevant environment variables in Bash
+# for this profile.  You may want to define the 'GUIX_PROFILE' environment
+export PATH="${GUIX_PROFILE:-/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-profile}/bin${PATH:+:}$PATH"
+export GUIX_LOCPATH="${GUIX_PROFILE:-/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-profile}/lib/locale${GUIX_LOCPATH:+:}$GUIX_LOCPATH"
+export EVIL="$(touch /tmp/evil)"
+SH
+GUIXENV=$(add_item "$WORK/src/guixenv")
+make_profile guixish "$HELLO" "$GUIXENV"
+printf '[many]\nmax-layers = 4\n[guixish]\nentry-point = bin/hello\n' >"$WORK/layers.ini"
 mkdir -p "$PROFILES/per-user/Alice"
 pf_store profile "per-user/Alice/Guix_Profile" "$HELLO" >/dev/null || die "nested profile"
 
@@ -290,8 +302,20 @@ check "docker pull from the registry" T "${DOCKER[@]}" pull -q "127.0.0.1:$PORT/
 check_eq "docker run the pulled image" "hello from packfs" \
         "$(T "${DOCKER[@]}" run --rm --network none "127.0.0.1:$PORT/demo:latest" hello 2>&1)"
 kill -TERM "$REGISTRY_PID"
-check_eq "the image's Env has the profile's bin" "PATH=$(profile_item demo)/bin" \
-        "$("${DOCKER[@]}" image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' demo:latest | grep .)"
+env_of() { "${DOCKER[@]}" image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" | grep .; }
+check_eq "the image's Env: the profile's bin, and share (a Nix-style profile)" \
+        "PATH=$(profile_item demo)/bin"$'\n'"XDG_DATA_DIRS=$(profile_item demo)/share" "$(env_of demo:latest)"
+check_contains "docker load < guixish/docker.tar" "Loaded image: guixish:latest" \
+        "$(T "${DOCKER[@]}" load <"$M/guixish/docker.tar" 2>&1)"
+check_eq "a Guix profile's Env is its etc/profile's search paths (and no shell code)" \
+        "PATH=/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-profile/bin"$'\n'"GUIX_LOCPATH=/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-profile/lib/locale" \
+        "$(env_of guixish:latest)"
+check_eq "the entry point runs with no command" "hello from packfs" \
+        "$(T "${DOCKER[@]}" run --rm --network none guixish:latest 2>&1)"
+check_eq "arguments go to the entry point" "1777" \
+        "$(T "${DOCKER[@]}" run --rm --network none guixish:latest mode /tmp 2>&1)"
+check_eq "the entry point is the profile's" "[$(profile_item guixish)/bin/hello]" \
+        "$("${DOCKER[@]}" image inspect -f '{{.Config.Entrypoint}}' guixish:latest)"
 
 kill -TERM "$DOCKERD_PID"
 for ((i = 0; i < 200; i++)); do

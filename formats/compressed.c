@@ -486,75 +486,6 @@ static void manifest_key(const pf_format *self, const pf_view *view, int level, 
         gcry_md_close(md);
 }
 
-typedef struct pins {
-        pf_cache *cache;
-        uint8_t (*keys)[32];
-        size_t n;
-} pins;
-
-static void pins_free(void *userdata) {
-        pins *p = userdata;
-
-        for (size_t i = 0; i < p->n; i++)
-                pf_cache_unpin(p->cache, p->keys[i]);
-        free(p->keys);
-        free(p);
-}
-
-/* Makes the plan over OBJS (one per key), taking over their pins and files. */
-static int plan_from_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_cache_object *objs, size_t n,
-                             pf_plan **ret) {
-        pf_plan_builder *b = NULL;
-        pins *p = calloc(1, sizeof(*p));
-        int r;
-
-        if (!p || !(p->keys = malloc(MAX(n, (size_t) 1) * 32))) {
-                free(p);
-                return -ENOMEM;
-        }
-        p->cache = cache;
-        r = pf_plan_builder_new(&b);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                if (objs[i].path) {
-                        /* Pinned: the plan's pin set now holds it. */
-                        memcpy(p->keys[p->n++], keys[i], 32);
-                        const char *path = pf_plan_intern(b, objs[i].path);
-                        /* Held open when it could be: pins are per process,
-                         * and another one may evict the file. */
-                        if (!path)
-                                r = -ENOMEM;
-                        else if (objs[i].fd >= 0)
-                                r = pf_plan_add_owned_fd(b, objs[i].fd, path, objs[i].size, 0, objs[i].size);
-                        else
-                                r = pf_plan_add_file(b, path, objs[i].size, objs[i].mtime, 0, objs[i].size);
-                        objs[i].fd = -1;
-                } else {
-                        char name[64];
-                        char hex[17];
-                        pf_hex(keys[i], 8, hex);
-                        snprintf(name, sizeof(name), "uncached unit %s", hex);
-                        const char *iname = pf_plan_intern(b, name);
-                        r = iname ? pf_plan_add_owned_fd(b, objs[i].fd, iname, objs[i].size, 0, objs[i].size)
-                                  : -ENOMEM;
-                        objs[i].fd = -1;
-                }
-                free(objs[i].path);
-                objs[i].path = NULL;
-        }
-        /* Whatever is left unconsumed still holds pins and fds. */
-        for (size_t i = 0; i < n; i++) {
-                if (objs[i].path)
-                        pf_cache_unpin(cache, keys[i]);
-                pf_cache_object_done(&objs[i]);
-        }
-        if (r < 0) {
-                pf_plan_builder_free(b);
-                pins_free(p);
-                return r;
-        }
-        return pf_plan_builder_finish(b, NULL, p, pins_free, ret);
-}
-
 /* The pack from its cached manifest: 1 and *ret, or 0 if any part is missing. */
 static int plan_from_manifest(const uint8_t key[32], pf_cache *cache, pf_plan **ret) {
         _cleanup_free_ uint8_t (*keys)[32] = NULL;
@@ -581,7 +512,7 @@ static int plan_from_manifest(const uint8_t key[32], pf_cache *cache, pf_plan **
                 }
                 return 0;
         }
-        r = plan_from_objects(cache, (const uint8_t (*)[32]) keys, objs, n, ret);
+        r = pf_plan_over_cache_objects(cache, (const uint8_t (*)[32]) keys, objs, n, ret);
         return r < 0 ? r : 1;
 }
 
@@ -791,7 +722,7 @@ int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret
         if (pe.base)
                 r = pack_encoding_end(&pe, r, key);
         if (r >= 0)
-                r = plan_from_objects(view->cache, (const uint8_t (*)[32]) pe.e.keys, pe.e.objs, pe.e.n_units, ret);
+                r = pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) pe.e.keys, pe.e.objs, pe.e.n_units, ret);
         pack_encoding_done(&pe);
         return r;
 }

@@ -514,3 +514,73 @@ int pf_plan_slice(pf_plan *base, uint64_t offset, uint64_t length, pf_plan **ret
         s->offset = offset;
         return pf_plan_builder_finish(b, slice_generate, s, slice_data_free, ret);
 }
+
+/* --- Plans over cache objects. */
+
+typedef struct pins {
+        pf_cache *cache;
+        uint8_t (*keys)[32];
+        size_t n;
+} pins;
+
+static void pins_free(void *userdata) {
+        pins *p = userdata;
+
+        for (size_t i = 0; i < p->n; i++)
+                pf_cache_unpin(p->cache, p->keys[i]);
+        free(p->keys);
+        free(p);
+}
+
+int pf_plan_over_cache_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_cache_object *objs, size_t n,
+                             pf_plan **ret) {
+        pf_plan_builder *b = NULL;
+        pins *p = calloc(1, sizeof(*p));
+        int r;
+
+        if (!p || !(p->keys = malloc(MAX(n, (size_t) 1) * 32))) {
+                free(p);
+                return -ENOMEM;
+        }
+        p->cache = cache;
+        r = pf_plan_builder_new(&b);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (objs[i].path) {
+                        /* Pinned: the plan's pin set now holds it. */
+                        memcpy(p->keys[p->n++], keys[i], 32);
+                        const char *path = pf_plan_intern(b, objs[i].path);
+                        /* Held open when it could be: pins are per process,
+                         * and another one may evict the file. */
+                        if (!path)
+                                r = -ENOMEM;
+                        else if (objs[i].fd >= 0)
+                                r = pf_plan_add_owned_fd(b, objs[i].fd, path, objs[i].size, 0, objs[i].size);
+                        else
+                                r = pf_plan_add_file(b, path, objs[i].size, objs[i].mtime, 0, objs[i].size);
+                        objs[i].fd = -1;
+                } else {
+                        char name[64];
+                        char hex[17];
+                        pf_hex(keys[i], 8, hex);
+                        snprintf(name, sizeof(name), "uncached unit %s", hex);
+                        const char *iname = pf_plan_intern(b, name);
+                        r = iname ? pf_plan_add_owned_fd(b, objs[i].fd, iname, objs[i].size, 0, objs[i].size)
+                                  : -ENOMEM;
+                        objs[i].fd = -1;
+                }
+                free(objs[i].path);
+                objs[i].path = NULL;
+        }
+        /* Whatever is left unconsumed still holds pins and fds. */
+        for (size_t i = 0; i < n; i++) {
+                if (objs[i].path)
+                        pf_cache_unpin(cache, keys[i]);
+                pf_cache_object_done(&objs[i]);
+        }
+        if (r < 0) {
+                pf_plan_builder_free(b);
+                pins_free(p);
+                return r;
+        }
+        return pf_plan_builder_finish(b, NULL, p, pins_free, ret);
+}

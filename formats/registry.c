@@ -15,6 +15,8 @@ static const pf_format *const formats[] = {
         &pf_format_docker_xz,
         &pf_format_docker_zst,
         &pf_format_oci,
+        &pf_format_disk_raw,
+        &pf_format_disk_qcow2,
 };
 
 bool pf_format_want_none(void *userdata, const uint8_t identity[32]) {

@@ -819,6 +819,10 @@ int pf_cache_writer_write(pf_cache_writer *w, const void *buf, size_t len) {
         return 0;
 }
 
+const char *pf_cache_writer_path(const pf_cache_writer *w) {
+        return w->tmp_path;
+}
+
 void pf_cache_writer_abort(pf_cache_writer *w) {
         if (!w)
                 return;
@@ -838,6 +842,21 @@ int pf_cache_writer_commit(pf_cache_writer *w, pf_cache_object *ret) {
         int r;
 
         *ret = (pf_cache_object) { .fd = -1 };
+        /* A producer writing by name may have replaced the file (pf_cache_writer_path()). */
+        if (w->tmp_path) {
+                int fd = open(w->tmp_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0) {
+                        r = log_error_errno(negative_errno(), "cache: %s", w->tmp_path);
+                        goto fail;
+                }
+                close(w->fd);
+                w->fd = fd;
+                if (fstat(fd, &s) < 0) {
+                        r = negative_errno();
+                        goto fail;
+                }
+                w->size = (uint64_t) s.st_size;
+        }
         if (w->tmp_path && fsync(w->fd) < 0) {
                 r = negative_errno();
                 if (!is_disk_full(r) || (r = writer_to_memory(w)) < 0)

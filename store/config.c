@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "packfs/cache.h"
 #include "packfs/config.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -63,6 +64,14 @@ static const struct level_key {
  * the profile's own (symlinks, /tmp, the database), one the merged rest. */
 static const struct level_key max_layers_key = { "max-layers", NULL, 3, 125, offsetof(pf_options, max_layers) };
 
+/* Disk images: at least what an ext4 with a journal and GRUB needs, at most
+ * what a 32-bit MBR partition table can describe. */
+#define DISK_SIZE_MIN ((uint64_t) 16 << 20)
+#define DISK_SIZE_MAX ((uint64_t) 2 << 40)
+/* The VM of `packfs run-vm` and the helper, in MiB and CPUs. */
+static const struct level_key vm_memory_key = { "vm-memory", NULL, 64, 1 << 20, offsetof(pf_options, vm_memory) };
+static const struct level_key vm_cpus_key = { "vm-cpus", NULL, 1, 64, offsetof(pf_options, vm_cpus) };
+
 static const struct level_key *level_key_find(const char *key) {
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++)
                 if (!strcmp(level_keys[i].key, key))
@@ -104,8 +113,27 @@ static int validate(const char *key, const char *value) {
                 int n;
                 return parse_level(&max_layers_key, value, &n);
         }
-        if (!strcmp(key, "entry-point"))
+        if (!strcmp(key, "entry-point") || !strcmp(key, "kernel") || !strcmp(key, "initrd") ||
+            !strcmp(key, "init"))
                 return *value == 0 || pf_relpath_is_clean(value) ? 0 : -EINVAL;
+        if (!strcmp(key, "disk-size")) {
+                uint64_t size;
+                return pf_cache_parse_size(value, &size) < 0 || size < DISK_SIZE_MIN || size > DISK_SIZE_MAX
+                               ? -EINVAL
+                               : 0;
+        }
+        if (!strcmp(key, "kernel-arguments"))
+                return strpbrk(value, "\"'\\\n;{}$") ? -EINVAL : 0;
+        if (!strcmp(key, "helper-kernel"))
+                return value[0] == '/' ? 0 : -EINVAL;
+        if (!strcmp(key, "vm-memory")) {
+                int n;
+                return parse_level(&vm_memory_key, value, &n);
+        }
+        if (!strcmp(key, "vm-cpus")) {
+                int n;
+                return parse_level(&vm_cpus_key, value, &n);
+        }
         if (!strcmp(key, "prepare")) {
                 /* File names of a view; which ones exist is the formats' to say
                  * (pf_config_foreach_prepare()). */
@@ -152,7 +180,10 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
         r = validate(key, value);
         if (r == -ENOKEY) {
                 snprintf(st->message, sizeof(st->message),
-                         "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, xz-level, zstd-level, prepare)", key);
+                         "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, "
+                         "xz-level, zstd-level, prepare, disk-size, kernel, initrd, init, kernel-arguments, "
+                         "helper-kernel, vm-memory, vm-cpus)",
+                         key);
                 st->error = -EINVAL;
                 return 0;
         }
@@ -252,6 +283,11 @@ void pf_options_done(pf_options *o) {
         }
         free(o->symlinks);
         free(o->entry_point);
+        free(o->kernel);
+        free(o->initrd);
+        free(o->init);
+        free(o->kernel_arguments);
+        free(o->helper_kernel);
         for (size_t i = 0; i < o->n_prepare; i++)
                 free(o->prepare[i]);
         free(o->prepare);
@@ -291,11 +327,30 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return parse_level(&max_layers_key, s->value, &o->max_layers);
         if (!strcmp(s->key, "prepare"))
                 return set_words(s->value, &o->prepare, &o->n_prepare);
-        if (!strcmp(s->key, "entry-point")) {
-                free(o->entry_point);
-                o->entry_point = *s->value ? strdup(s->value) : NULL;
-                return *s->value && !o->entry_point ? -ENOMEM : 0;
-        }
+        if (!strcmp(s->key, "vm-memory"))
+                return parse_level(&vm_memory_key, s->value, &o->vm_memory);
+        if (!strcmp(s->key, "vm-cpus"))
+                return parse_level(&vm_cpus_key, s->value, &o->vm_cpus);
+        if (!strcmp(s->key, "disk-size"))
+                return pf_cache_parse_size(s->value, &o->disk_size);
+        static const struct {
+                const char *key;
+                size_t field;
+        } strings[] = {
+                { "entry-point", offsetof(pf_options, entry_point) },
+                { "kernel", offsetof(pf_options, kernel) },
+                { "initrd", offsetof(pf_options, initrd) },
+                { "init", offsetof(pf_options, init) },
+                { "kernel-arguments", offsetof(pf_options, kernel_arguments) },
+                { "helper-kernel", offsetof(pf_options, helper_kernel) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                if (!strcmp(s->key, strings[i].key)) {
+                        char **field = (char **) ((uint8_t *) o + strings[i].field);
+                        free(*field);
+                        *field = *s->value ? strdup(s->value) : NULL;
+                        return *s->value && !*field ? -ENOMEM : 0;
+                }
         /* symlinks: the value replaces the whole list. */
         for (size_t i = 0; i < o->n_symlinks; i++) {
                 free(o->symlinks[i].source);
@@ -348,6 +403,16 @@ static void options_compute_id(pf_options *o) {
                 int n = snprintf(layers, sizeof(layers), "max-layers=%d", o->max_layers);
                 gcry_md_write(md, layers, (size_t) n + 1);
         }
+        /* Disk images' options, only when one is set (as max-layers). vm-memory,
+         * vm-cpus and helper-kernel change no pack's bytes. */
+        if (o->disk_size || o->kernel || o->initrd || o->init || o->kernel_arguments) {
+                char size[48];
+                int n = snprintf(size, sizeof(size), "disk-size=%llu", (unsigned long long) o->disk_size);
+                gcry_md_write(md, size, (size_t) n + 1);
+                const char *const strings[] = { o->kernel, o->initrd, o->init, o->kernel_arguments };
+                for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                        gcry_md_write(md, strings[i] ? strings[i] : "", strings[i] ? strlen(strings[i]) + 1 : 1);
+        }
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++) {
                 char level[32];
                 int n = snprintf(level, sizeof(level), "%s=%d", level_keys[i].key, pf_options_level(o, level_keys[i].codec));
@@ -367,7 +432,8 @@ static int apply_section(pf_options *o, const section *s) {
 }
 
 int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret) {
-        pf_options o = { .gzip_level = -1, .xz_level = -1, .zstd_level = -1, .max_layers = PF_DEFAULT_MAX_LAYERS };
+        pf_options o = { .gzip_level = -1, .xz_level = -1, .zstd_level = -1, .max_layers = PF_DEFAULT_MAX_LAYERS,
+                         .vm_memory = PF_DEFAULT_VM_MEMORY, .vm_cpus = 1 };
         int r = 0;
 
         for (int pass = 0; pass < 3 && r >= 0; pass++)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "packfs/log.h"
+#include "packfs/macro.h"
 #include "packfs/store.h"
 
 /* Guix's etc/profile is a few KiB; anything far larger is not one. */
@@ -303,5 +304,31 @@ int pf_profile_search_paths(const char *store_dir, const char *profile_root, cha
                         break;
                 }
         *ret = out.v;
+        return 0;
+}
+
+int pf_profile_file(const char *store_dir, const char *profile_root, const char *rel, mode_t type, char **ret) {
+        _cleanup_free_ char *store_real = realpath(store_dir, NULL), *path = NULL;
+        char *real;
+        struct stat st;
+        size_t n;
+
+        if (!store_real)
+                return -errno;
+        if (asprintf(&path, "%s/%s", profile_root, rel) < 0)
+                return -ENOMEM;
+        real = realpath(path, NULL);
+        if (!real)
+                return errno == ENOMEM ? -ENOMEM : -ENOENT;
+        n = strlen(store_real);
+        if (strncmp(real, store_real, n) != 0 || real[n] != '/') {
+                free(real);
+                return -EXDEV;
+        }
+        if (stat(real, &st) < 0 || (st.st_mode & S_IFMT) != type) {
+                free(real);
+                return -ENOENT;
+        }
+        *ret = real;
         return 0;
 }

@@ -86,6 +86,11 @@ void pf_cache_object_done(pf_cache_object *o);
 /* Writing an object. C may be NULL: the writer then only ever uses memory. */
 int pf_cache_writer_new(pf_cache *c, const uint8_t key[32], pf_cache_writer **ret);
 int pf_cache_writer_write(pf_cache_writer *w, const void *buf, size_t len);
+/* The file being written, for producers that write it by name (external tools
+ * such as mke2fs or qemu-img, which may also seek, leave holes or truncate):
+ * NULL for a writer in memory. Whatever is at that path when the writer is
+ * committed is the object; pf_cache_writer_write() must not be mixed with it. */
+const char *pf_cache_writer_path(const pf_cache_writer *w);
 /* Makes the object durable and indexed (pinned), or hands over the memfd; the
  * writer is freed either way. */
 int pf_cache_writer_commit(pf_cache_writer *w, pf_cache_object *ret);

@@ -12,12 +12,20 @@
  *   xz-level = 9             compression levels: gzip-level (1-9), xz-level (0-9),
  *                            zstd-level (1-19); unset means the codec's default
  *   prepare = pack.tar.zst   files a mount encodes ahead, in the background
+ *   disk-size = 2G           disk images: size (default: from the closure's narSize),
+ *   kernel = boot/bzImage    kernel, initrd and init relative to the profile
+ *   initrd = boot/initrd     (defaults: boot/vmlinuz or boot/bzImage, boot/initrd
+ *   init = bin/init          if there, bin/init), kernel-arguments (appended),
+ *   kernel-arguments = quiet helper-kernel (the helper VM's: default the newest
+ *   vm-memory = 512          /boot/vmlinuz-*), vm-memory (MiB) and vm-cpus for
+ *   vm-cpus = 1              the helper and `packfs run-vm`
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
  * -EINVAL and a log line naming file, line and key. Options are part of a pack's
  * identity: pf_options.id is a digest of their canonical form. `prepare` says
- * when bytes are made, not which, and is not part of it.
+ * when bytes are made, not which, and is not part of it; nor are helper-kernel,
+ * vm-memory and vm-cpus, which change no pack's bytes.
  *
  * A pf_config is immutable after pf_config_load() and may be shared by threads.
  */
@@ -38,6 +46,15 @@ typedef struct pf_options {
         char *entry_point;      /* relative to the profile, or NULL */
         bool localstatedir;
         int max_layers;         /* docker.tar */
+        /* Disk images (disk.raw, disk.qcow2, disk.iso). KERNEL, INITRD and INIT are
+         * relative to the profile (NULL: boot/vmlinuz or boot/bzImage, boot/initrd,
+         * bin/init); DISK_SIZE 0: estimated from the closure's narSize. */
+        uint64_t disk_size;
+        char *kernel, *initrd, *init;
+        char *kernel_arguments; /* appended to the kernel command line, or NULL */
+        char *helper_kernel;    /* the helper VM's kernel, or NULL: the host's newest */
+        int vm_memory;          /* MiB, for the helper and `packfs run-vm` */
+        int vm_cpus;            /* `packfs run-vm` */
         int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
         char **prepare;         /* file names to encode ahead of use */
         size_t n_prepare;
@@ -45,6 +62,7 @@ typedef struct pf_options {
 } pf_options;
 
 #define PF_DEFAULT_MAX_LAYERS 100
+#define PF_DEFAULT_VM_MEMORY 512
 
 typedef struct pf_config pf_config;
 

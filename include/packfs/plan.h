@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "packfs/cache.h"
+
 typedef struct pf_plan pf_plan;
 typedef struct pf_plan_builder pf_plan_builder;
 
@@ -133,3 +135,11 @@ const void *pf_plan_format_data(const pf_plan *p);
  * build` and the encoders use. Returns the number of bytes read (short only at
  * the end) or a negative errno. */
 ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset);
+
+/* The plan whose bytes are OBJS[0..N) one after another (objects of CACHE under
+ * KEYS, as pf_cache_acquire() or pf_cache_writer_commit() gave them): it takes
+ * over their pins (released when the plan goes) and open files; an object
+ * without a path (an uncached memfd) is served from its fd. OBJS are consumed
+ * whatever the outcome. */
+int pf_plan_over_cache_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_cache_object *objs, size_t n,
+                               pf_plan **ret);

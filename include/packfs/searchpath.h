@@ -20,6 +20,13 @@
  */
 #pragma once
 
+#include <sys/types.h>
+
 /* Sets *ret to a NULL-terminated vector of "VAR=value" for the profile whose store
  * item is PROFILE_ROOT (inside STORE_DIR); free it with pf_strv_free(). */
 int pf_profile_search_paths(const char *store_dir, const char *profile_root, char ***ret);
+
+/* PROFILE_ROOT/REL with its symlinks followed, if that is a file of TYPE
+ * (S_IFREG, S_IFDIR) inside the store: its canonical path, malloc'd, in *ret.
+ * -ENOENT if there is none, -EXDEV if it leads out of the store. */
+int pf_profile_file(const char *store_dir, const char *profile_root, const char *rel, mode_t type, char **ret);

@@ -28,9 +28,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gcrypt.h>
+#include <ftw.h>
 #include <glob.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +129,7 @@ static int tools_stamp(gcry_md_hd_t md, const char *const *tools, size_t n_tools
 
 static int disk_key(const pf_format *self, const pf_view *view, uint8_t key[32]) {
         static const char *const qemu_img[] = { "qemu-img" };
+        static const char *const iso_tools[] = { "grub-mkrescue", "xorriso" };
         gcry_md_hd_t md;
         int r;
 
@@ -137,12 +140,25 @@ static int disk_key(const pf_format *self, const pf_view *view, uint8_t key[32])
         gcry_md_write(md, view->closure->id, 32);
         gcry_md_write(md, view->options->id, 32);
         r = tools_stamp(md, raw_tools, ELEMENTSOF(raw_tools), raw_files, ELEMENTSOF(raw_files));
-        if (r >= 0 && strcmp(self->file_name, "disk.raw"))
+        if (r >= 0 && !strcmp(self->file_name, "disk.qcow2"))
                 r = tools_stamp(md, qemu_img, 1, NULL, 0);
+        if (r >= 0 && !strcmp(self->file_name, "disk.iso"))
+                r = tools_stamp(md, iso_tools, ELEMENTSOF(iso_tools), NULL, 0);
         if (r >= 0)
                 memcpy(key, gcry_md_read(md, GCRY_MD_SHA256), 32);
         gcry_md_close(md);
         return r;
+}
+
+/* snprintf() into a PATH_MAX buffer: -ENAMETOOLONG instead of a cut path. */
+_printf_(2, 3) static int pathf(char out[PATH_MAX], const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(out, PATH_MAX, fmt, ap);
+        va_end(ap);
+        return n < 0 ? -EINVAL : n >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
 /* --- Running host tools. */
@@ -738,19 +754,112 @@ static int build_qcow2(build *b, const char *image) {
         return r;
 }
 
+/* --- disk.iso: an El Torito ISO 9660 image with Rock Ridge, by grub-mkrescue
+ * (xorriso): /boot and the mount points from a small staging directory, the
+ * closure mapped in from the store without a copy, every date fixed. */
+
+static int stage_dir(const char *path, mode_t mode) {
+        if (mkdir(path, mode & 07777) < 0 && errno != EEXIST)
+                return -errno;
+        return chmod(path, mode & 07777) < 0 ? -errno : 0;
+}
+
+static int build_iso(build *b, const char *image) {
+        const pf_view *view = b->view;
+        const char *init;
+        char tool[PATH_MAX], stage[PATH_MAX], path[PATH_MAX];
+        char **argv = NULL;
+        size_t argc = 0;
+        int r;
+
+        r = find_boot_files(b, &init);
+        if (r < 0)
+                return r;
+        build_stage(b, "staging /boot");
+        if ((r = pathf(stage, "%s/iso", b->dir)) < 0)
+                return r;
+        static const char *const dirs[] = { "", "/boot", "/boot/grub", "/dev", "/proc", "/sys", "/run" };
+        for (size_t i = 0; i < ELEMENTSOF(dirs) && r >= 0; i++)
+                if ((r = pathf(path, "%s%s", stage, dirs[i])) >= 0)
+                        r = stage_dir(path, S_IFDIR | 0755);
+        if (r >= 0 && (r = pathf(path, "%s/tmp", stage)) >= 0)
+                r = stage_dir(path, S_IFDIR | 01777);
+        /* The profile's symlinks, as in disk.raw. */
+        for (size_t i = 0; i < view->options->n_symlinks && r >= 0; i++) {
+                const pf_symlink_spec *s = &view->options->symlinks[i];
+                _cleanup_free_ char *target = NULL;
+                if (asprintf(&target, "%s/%s", view->closure->root, s->target) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                for (char *slash = strchr(s->source + 1, '/'); slash && r >= 0; slash = strchr(slash + 1, '/'))
+                        if ((r = pathf(path, "%s%.*s", stage, (int) (slash - s->source), s->source)) >= 0)
+                                r = stage_dir(path, S_IFDIR | 0755);
+                if (r >= 0)
+                        r = pathf(path, "%s%s", stage, s->source);
+                if (r >= 0 && symlink(target, path) < 0)
+                        r = log_error_errno(-errno, "%s: symlink %s", b->what, s->source);
+        }
+        if (r < 0)
+                return log_error_errno(r, "%s: staging %s", b->what, stage);
+        r = pathf(b->grub_cfg, "%s/boot/grub/grub.cfg", stage);
+        if (r >= 0)
+                r = write_grub_cfg(b, init);
+        if (r < 0)
+                return r;
+
+        build_stage(b, "writing the ISO (grub-mkrescue)");
+        r = pf_disk_find_tool("grub-mkrescue", tool, sizeof(tool));
+        if (r < 0) {
+                log_error("%s: disk.iso needs grub-mkrescue (install grub-pc-bin, grub2-common, xorriso, mtools)",
+                          b->what);
+                return r;
+        }
+        argv = calloc(64 + 3 * view->closure->n_items, sizeof(*argv));
+        if (!argv)
+                return -ENOMEM;
+        /* After "--", xorriso's own commands: the volume's name (the root's
+         * LABEL), fixed dates, and the closure mapped in. */
+        const char *const head[] = { tool, "-o", image, stage, "--", "-volid", LABEL, "-disk_pattern", "off",
+                                     "-iso_rr_pattern", "off", "-volume_date", "c", "1970010100000100",
+                                     "-volume_date", "m", "1970010100000100", "-volume_date", "x", "default",
+                                     "-volume_date", "f", "default", "-volume_date", "uuid", "1970010100000100",
+                                     "-map", b->kernel, "/boot/vmlinuz" };
+        for (size_t i = 0; i < ELEMENTSOF(head); i++)
+                argv[argc++] = (char *) head[i];
+        if (b->initrd) {
+                argv[argc++] = "-map";
+                argv[argc++] = b->initrd;
+                argv[argc++] = "/boot/initrd";
+        }
+        for (size_t i = 0; i < view->closure->n_items; i++) {
+                argv[argc++] = "-map";
+                argv[argc++] = view->closure->items[i].path;
+                argv[argc++] = view->closure->items[i].path;
+        }
+        const char *const tail[] = { "-alter_date_r", "b", "19700101.000001", "/", "--" };
+        for (size_t i = 0; i < ELEMENTSOF(tail); i++)
+                argv[argc++] = (char *) tail[i];
+        argv[argc] = NULL;
+        char epoch[] = "SOURCE_DATE_EPOCH=1";
+        char *env[] = { epoch, NULL };
+        r = build_run(b, "grub-mkrescue", argv, NULL, env, -1);
+        free(argv);
+        return r;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
+        return 0;
+}
+
 static void build_done(build *b) {
         pf_cache_job_end(b->job);
         if (b->script)
                 fclose(b->script);
-        unlink(b->cmds);
-        unlink(b->conf);
-        unlink(b->grub_cfg);
-        unlink(b->core_img);
-        char early[PATH_MAX];
-        snprintf(early, sizeof(early), "%s/early.cfg", b->dir);
-        unlink(early);
+        /* The scratch directory holds only what this build put there. */
         if (b->dir[0])
-                rmdir(b->dir);
+                nftw(b->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
         for (size_t i = 0; i < b->n_dirs; i++)
                 free(b->dirs[i]);
         free(b->dirs);
@@ -816,7 +925,9 @@ static int disk_plan(const pf_format *self, const pf_view *view, pf_plan **ret) 
                 close(fd);
                 image = scratch_image;
         }
-        r = strcmp(self->file_name, "disk.raw") ? build_qcow2(&b, image) : build_raw(&b, image);
+        r = !strcmp(self->file_name, "disk.raw")     ? build_raw(&b, image)
+            : !strcmp(self->file_name, "disk.qcow2") ? build_qcow2(&b, image)
+                                                     : build_iso(&b, image);
         if (r < 0)
                 goto out;
         if (scratch_image[0]) {
@@ -863,3 +974,4 @@ static int disk_cached(const pf_format *self, const pf_view *view) {
 
 const pf_format pf_format_disk_raw = { .file_name = "disk.raw", .plan = disk_plan, .cached = disk_cached };
 const pf_format pf_format_disk_qcow2 = { .file_name = "disk.qcow2", .plan = disk_plan, .cached = disk_cached };
+const pf_format pf_format_disk_iso = { .file_name = "disk.iso", .plan = disk_plan, .cached = disk_cached };

@@ -17,6 +17,7 @@ static const pf_format *const formats[] = {
         &pf_format_oci,
         &pf_format_disk_raw,
         &pf_format_disk_qcow2,
+        &pf_format_disk_iso,
 };
 
 bool pf_format_want_none(void *userdata, const uint8_t identity[32]) {

@@ -14,6 +14,11 @@ packages=(
   # tests of docker.tar: a real dockerd (started by the test, vfs storage),
   # containerd's ctr (with docker.io), skopeo, a registry to push to (127.0.0.1 only)
   docker.io skopeo docker-registry
+  # disk images: the tools that make them (e2fsprogs, sfdisk, GRUB, xorriso),
+  # QEMU for the helper VM and the boot tests, and the helper's kernel and
+  # busybox (the boot test's profile boots the same Debian kernel)
+  qemu-system-x86 qemu-utils grub-pc-bin grub2-common xorriso mtools fdisk e2fsprogs
+  busybox-static linux-image-amd64
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -230,6 +230,7 @@ typedef struct build {
         uint64_t n_inodes;
         int walk_error;
         pf_cache_job *job;
+        struct timespec start;
 } build;
 
 static void build_stage(build *b, const char *stage) {
@@ -239,7 +240,7 @@ static void build_stage(build *b, const char *stage) {
         b->job = NULL;
         snprintf(name, sizeof(name), "%s: %s", b->what, stage);
         (void) pf_cache_job_begin(b->view->cache, name, 0, &b->job);
-        log_info("%s: %s", b->what, stage);
+        log_info("%s: %s (at %.1f s)", b->what, stage, pf_seconds_since(&b->start));
 }
 
 /* Logs what a tool said on stderr (ERRORS_FD, rewound), for a failure. */
@@ -708,6 +709,7 @@ static int build_raw(build *b, const char *image) {
         {
                 pf_vm_options vo = { .kernel = view->options->helper_kernel,
                                      .memory_mib = (unsigned) view->options->vm_memory,
+                                     .timeout_s = (unsigned) view->options->helper_timeout,
                                      .state_dir = view->cache ? pf_cache_dir(view->cache) : NULL };
                 const char *disks[] = { image };
                 /* The partition mounted read-only and without its journal: the
@@ -871,6 +873,7 @@ static int build_init(build *b, const pf_format *self, const pf_view *view) {
         const char *tmp = getenv("TMPDIR");
 
         *b = (build) { .view = view };
+        clock_gettime(CLOCK_MONOTONIC, &b->start);
         snprintf(b->what, sizeof(b->what), "%s/%s", view->name, self->file_name);
         if (snprintf(b->dir, sizeof(b->dir), "%s/packfs-disk-XXXXXX", tmp && *tmp ? tmp : "/tmp") >= (int) sizeof(b->dir))
                 return -ENAMETOOLONG;
@@ -951,8 +954,13 @@ static int disk_plan(const pf_format *self, const pf_view *view, pf_plan **ret) 
         log_info("%s: built in %.1f s (%llu bytes)", b.what, pf_seconds_since(&start), (unsigned long long) obj.size);
         r = pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) key, &obj, 1, ret);
 out:
-        if (r < 0 && r != -ECANCELED)
+        if (r < 0 && r != -ECANCELED) {
                 log_error("%s: not built: %s; nothing was cached", b.what, strerror(-r));
+                /* Whatever went wrong (no kernel, a tool, the helper), the
+                 * reader gets an I/O error and the log says why. */
+                if (r != -ENOMEM)
+                        r = -EIO;
+        }
         pf_cache_writer_abort(w);
         if (scratch_image[0])
                 unlink(scratch_image);

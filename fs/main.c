@@ -20,6 +20,7 @@
 #include "packfs/log.h"
 #include "packfs/macro.h"
 #include "packfs/storewrite.h"
+#include "packfs/vm.h"
 #include "packs.h"
 
 typedef struct cli {
@@ -70,6 +71,7 @@ static void usage(FILE *out) {
               "               [--config FILE] [--list ready|all] [-f] [-o FUSE_OPTION,...] MOUNTPOINT\n"
               "  packfs build [store/config options] VIEW/FILE [-o OUTPUT|-]\n"
               "  packfs warm  [store/config options] VIEW[/FILE]...\n"
+              "  packfs run-vm [store/config options] VIEW [-- QEMU_ARG...]\n"
               "  packfs store init    --store DIR --db FILE\n"
               "  packfs store add     --store DIR --db FILE PATH...\n"
               "  packfs store profile --store DIR --db FILE --profiles DIR NAME ITEM...\n"
@@ -640,6 +642,52 @@ static int cmd_warm(cli *c, char **args, int n) {
         return r;
 }
 
+/* Boots VIEW's disk.qcow2 (built first if need be) in QEMU, on the terminal. */
+static int cmd_run_vm(cli *c, char **args, int n) {
+        _cleanup_free_ char *item = NULL;
+        const pf_format *format = pf_format_find("disk.qcow2");
+        pf_packs *packs = NULL;
+        pf_plan *plan = NULL;
+        pf_options o = {};
+        int r, fd = -1;
+
+        if (n < 1) {
+                log_error("run-vm: expected VIEW [-- QEMU_ARG...]");
+                return -EINVAL;
+        }
+        r = pf_cancel_on_signals();
+        if (r >= 0)
+                r = open_packs(c, false, "run-vm", &packs);
+        if (r < 0)
+                return r;
+        r = pf_packs_resolve_view(packs, args[0], &item);
+        if (r < 0) {
+                log_error_errno(r, "run-vm: view %s", args[0]);
+                goto out;
+        }
+        r = pf_packs_options(packs, args[0], &o);
+        if (r < 0)
+                goto out;
+        r = pf_packs_plan(packs, args[0], item, format, NULL, &plan);
+        if (r < 0)
+                goto out;
+        fd = pf_plan_n_extents(plan) == 1 ? pf_plan_open_file(plan, pf_plan_extent(plan, 0)) : -EINVAL;
+        if (fd < 0) {
+                r = log_error_errno(fd, "run-vm: %s/disk.qcow2", args[0]);
+                goto out;
+        }
+        pf_vm_options vo = { .kernel = o.helper_kernel, .memory_mib = (unsigned) o.vm_memory,
+                             .state_dir = pf_packs_cache(packs) ? pf_cache_dir(pf_packs_cache(packs)) : NULL };
+        r = pf_vm_boot(&vo, fd, "qcow2", (unsigned) o.vm_cpus, args + 1);
+out:
+        if (fd >= 0)
+                close(fd);
+        pf_options_done(&o);
+        pf_plan_unref(plan);
+        pf_packs_free(packs);
+        return r;
+}
+
 typedef struct status_filter {
         const char *mountpoint; /* NULL: every owner */
         unsigned shown;
@@ -653,6 +701,12 @@ static void print_job(void *userdata, const pf_cache_job_info *job) {
         f->shown++;
         if (job->queued) {
                 printf("  queued   %s for %s (pid %ld)\n", job->name, job->owner, job->pid);
+                return;
+        }
+        if (!job->total) {
+                /* A build in stages (disk images): its name says the stage. */
+                printf("  building %s for %s (pid %ld), for %lld s\n", job->name, job->owner, job->pid,
+                       (long long) (time(NULL) - job->started));
                 return;
         }
         printf("  encoding %s for %s (pid %ld): %.0f%%, ", job->name, job->owner, job->pid,
@@ -771,6 +825,8 @@ int main(int argc, char **argv) {
                 r = cmd_store(&c, args, n);
         else if (!strcmp(cmd, "warm"))
                 r = cmd_warm(&c, args, n);
+        else if (!strcmp(cmd, "run-vm"))
+                r = cmd_run_vm(&c, args, n);
         else if (!strcmp(cmd, "status"))
                 r = cmd_status(&c, args, n);
         else {

@@ -71,6 +71,8 @@ static const struct level_key max_layers_key = { "max-layers", NULL, 3, 125, off
 /* The VM of `packfs run-vm` and the helper, in MiB and CPUs. */
 static const struct level_key vm_memory_key = { "vm-memory", NULL, 64, 1 << 20, offsetof(pf_options, vm_memory) };
 static const struct level_key vm_cpus_key = { "vm-cpus", NULL, 1, 64, offsetof(pf_options, vm_cpus) };
+static const struct level_key helper_timeout_key = { "helper-timeout", NULL, 1, 86400,
+                                                     offsetof(pf_options, helper_timeout) };
 
 static const struct level_key *level_key_find(const char *key) {
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++)
@@ -134,6 +136,10 @@ static int validate(const char *key, const char *value) {
                 int n;
                 return parse_level(&vm_cpus_key, value, &n);
         }
+        if (!strcmp(key, "helper-timeout")) {
+                int n;
+                return parse_level(&helper_timeout_key, value, &n);
+        }
         if (!strcmp(key, "prepare")) {
                 /* File names of a view; which ones exist is the formats' to say
                  * (pf_config_foreach_prepare()). */
@@ -182,7 +188,7 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
                 snprintf(st->message, sizeof(st->message),
                          "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, "
                          "xz-level, zstd-level, prepare, disk-size, kernel, initrd, init, kernel-arguments, "
-                         "helper-kernel, vm-memory, vm-cpus)",
+                         "helper-kernel, helper-timeout, vm-memory, vm-cpus)",
                          key);
                 st->error = -EINVAL;
                 return 0;
@@ -331,6 +337,8 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return parse_level(&vm_memory_key, s->value, &o->vm_memory);
         if (!strcmp(s->key, "vm-cpus"))
                 return parse_level(&vm_cpus_key, s->value, &o->vm_cpus);
+        if (!strcmp(s->key, "helper-timeout"))
+                return parse_level(&helper_timeout_key, s->value, &o->helper_timeout);
         if (!strcmp(s->key, "disk-size"))
                 return pf_cache_parse_size(s->value, &o->disk_size);
         static const struct {
@@ -404,7 +412,7 @@ static void options_compute_id(pf_options *o) {
                 gcry_md_write(md, layers, (size_t) n + 1);
         }
         /* Disk images' options, only when one is set (as max-layers). vm-memory,
-         * vm-cpus and helper-kernel change no pack's bytes. */
+         * vm-cpus, helper-kernel and helper-timeout change no pack's bytes. */
         if (o->disk_size || o->kernel || o->initrd || o->init || o->kernel_arguments) {
                 char size[48];
                 int n = snprintf(size, sizeof(size), "disk-size=%llu", (unsigned long long) o->disk_size);
@@ -433,7 +441,8 @@ static int apply_section(pf_options *o, const section *s) {
 
 int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret) {
         pf_options o = { .gzip_level = -1, .xz_level = -1, .zstd_level = -1, .max_layers = PF_DEFAULT_MAX_LAYERS,
-                         .vm_memory = PF_DEFAULT_VM_MEMORY, .vm_cpus = 1 };
+                         .vm_memory = PF_DEFAULT_VM_MEMORY, .vm_cpus = 1,
+                         .helper_timeout = PF_DEFAULT_HELPER_TIMEOUT };
         int r = 0;
 
         for (int pass = 0; pass < 3 && r >= 0; pass++)

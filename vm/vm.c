@@ -331,8 +331,10 @@ static int wait_bounded(pid_t pid, unsigned timeout_s) {
         }
 }
 
+/* LEVEL: of the lines that say why a run failed (a probe's failure is news,
+ * not an error). */
 static int run_with(const pf_vm_options *o, const char *accel, const char *what, const char *script,
-                    const char *const *disks, size_t n_disks, unsigned timeout_s) {
+                    const char *const *disks, size_t n_disks, unsigned timeout_s, int level) {
         _cleanup_free_ char *kernel = NULL;
         char memory[32];
         run_files f;
@@ -415,8 +417,8 @@ static int run_with(const pf_vm_options *o, const char *accel, const char *what,
         }
         status = wait_bounded(pid, timeout_s);
         if (status == -ETIMEDOUT) {
-                log_error("%s: the helper VM did not finish within %u s; killed. Its last lines:", what, timeout_s);
-                log_tail(LOG_ERR, what, f.serial);
+                pf_log(level, "%s: the helper VM did not finish within %u s; killed. Its last lines:", what, timeout_s);
+                log_tail(level, what, f.serial);
                 r = -ETIMEDOUT;
         } else if (status == -ECANCELED) {
                 log_info("%s: helper VM stopped (cancelled)", what);
@@ -433,14 +435,14 @@ static int run_with(const pf_vm_options *o, const char *accel, const char *what,
                         r = 0;
                 else {
                         if (guest > 0)
-                                log_error("%s: the helper's script failed (exit status %d). Its last lines:", what,
-                                          guest);
+                                pf_log(level, "%s: the helper's script failed (exit status %d). Its last lines:", what,
+                                       guest);
                         else
-                                log_error("%s: the helper VM ended without reporting (QEMU %s %d). Its last lines:",
-                                          what, WIFEXITED(status) ? "exit status" : "signal",
-                                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-                        log_tail(LOG_ERR, what, f.serial);
-                        log_tail(LOG_ERR, what, f.qemu_log);
+                                pf_log(level, "%s: the helper VM ended without reporting (QEMU %s %d). Its last lines:",
+                                       what, WIFEXITED(status) ? "exit status" : "signal",
+                                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                        log_tail(level, what, f.serial);
+                        log_tail(level, what, f.qemu_log);
                         r = -EIO;
                 }
         }
@@ -501,7 +503,7 @@ const char *pf_vm_accelerator(const pf_vm_options *o) {
                 else if (!(accel_answer = accel_read(o->state_dir))) {
                         log_info("vm: /dev/kvm is there; probing whether a guest boots under KVM (%d s at most)",
                                  PF_VM_PROBE_TIMEOUT);
-                        int r = run_with(o, "kvm", "vm: KVM probe", "true\n", NULL, 0, PF_VM_PROBE_TIMEOUT);
+                        int r = run_with(o, "kvm", "vm: KVM probe", "true\n", NULL, 0, PF_VM_PROBE_TIMEOUT, LOG_INFO);
                         if (r == -ECANCELED) {
                                 pthread_mutex_unlock(&accel_lock);
                                 return "tcg"; /* not an answer to keep */
@@ -520,5 +522,40 @@ const char *pf_vm_accelerator(const pf_vm_options *o) {
 int pf_vm_run(const pf_vm_options *o, const char *what, const char *script, const char *const *disks,
               size_t n_disks) {
         return run_with(o, pf_vm_accelerator(o), what, script, disks, n_disks,
-                        o->timeout_s ? o->timeout_s : PF_VM_DEFAULT_TIMEOUT);
+                        o->timeout_s ? o->timeout_s : PF_VM_DEFAULT_TIMEOUT, LOG_ERR);
+}
+
+int pf_vm_boot(const pf_vm_options *o, int disk_fd, const char *format, unsigned cpus, char *const *extra) {
+        const char *accel = pf_vm_accelerator(o);
+        char memory[32], smp[32], drive[128];
+        size_t n_extra = 0, argc = 0;
+        char **argv;
+
+        while (extra && extra[n_extra])
+                n_extra++;
+        argv = calloc(24 + n_extra, sizeof(*argv));
+        if (!argv)
+                return -ENOMEM;
+        snprintf(memory, sizeof(memory), "%u", o->memory_mib ? o->memory_mib : 512);
+        snprintf(smp, sizeof(smp), "%u", cpus ? cpus : 1);
+        /* The descriptor, not a name: the cached image may be evicted while
+         * the VM runs, and an open file outlives that. */
+        snprintf(drive, sizeof(drive), "file=/proc/self/fd/%d,if=virtio,format=%s,snapshot=on", disk_fd, format);
+        const char *const fixed[] = { QEMU, "-accel", accel, "-cpu", strcmp(accel, "kvm") ? "max" : "host",
+                                      "-m", memory, "-smp", smp, "-nographic", "-drive", drive };
+        for (size_t i = 0; i < ELEMENTSOF(fixed); i++)
+                argv[argc++] = (char *) fixed[i];
+        for (size_t i = 0; i < n_extra; i++)
+                argv[argc++] = extra[i];
+        argv[argc] = NULL;
+        if (fcntl(disk_fd, F_SETFD, 0) < 0) {
+                free(argv);
+                return -errno;
+        }
+        log_info("run-vm: %s -accel %s -m %s -smp %s -drive %s", QEMU, accel, memory, smp, drive);
+        execvp(argv[0], argv);
+        int r = -errno;
+        log_error("run-vm: cannot run %s: %s (install qemu-system-x86)", QEMU, strerror(errno));
+        free(argv);
+        return r;
 }

@@ -18,14 +18,15 @@
  *   init = bin/init          if there, bin/init), kernel-arguments (appended),
  *   kernel-arguments = quiet helper-kernel (the helper VM's: default the newest
  *   vm-memory = 512          /boot/vmlinuz-*), vm-memory (MiB) and vm-cpus for
- *   vm-cpus = 1              the helper and `packfs run-vm`
+ *   vm-cpus = 1              the helper and `packfs run-vm`; helper-timeout
+ *   helper-timeout = 900     (seconds) bounds a helper VM's run
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
  * -EINVAL and a log line naming file, line and key. Options are part of a pack's
  * identity: pf_options.id is a digest of their canonical form. `prepare` says
  * when bytes are made, not which, and is not part of it; nor are helper-kernel,
- * vm-memory and vm-cpus, which change no pack's bytes.
+ * helper-timeout, vm-memory and vm-cpus, which change no pack's bytes.
  *
  * A pf_config is immutable after pf_config_load() and may be shared by threads.
  */
@@ -55,6 +56,7 @@ typedef struct pf_options {
         char *helper_kernel;    /* the helper VM's kernel, or NULL: the host's newest */
         int vm_memory;          /* MiB, for the helper and `packfs run-vm` */
         int vm_cpus;            /* `packfs run-vm` */
+        int helper_timeout;     /* seconds a helper VM may take */
         int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
         char **prepare;         /* file names to encode ahead of use */
         size_t n_prepare;
@@ -63,6 +65,7 @@ typedef struct pf_options {
 
 #define PF_DEFAULT_MAX_LAYERS 100
 #define PF_DEFAULT_VM_MEMORY 512
+#define PF_DEFAULT_HELPER_TIMEOUT 900
 
 typedef struct pf_config pf_config;
 

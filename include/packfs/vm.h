@@ -62,3 +62,10 @@ int pf_vm_kernel_release(const char *path, char **ret);
  * directory, dependencies first, each once (pf_strv_free()). Modules that are
  * not listed are taken to be built in. Pure; exposed for tests. */
 int pf_vm_module_order(const char *modules_dep_text, const char *const *modules, char ***ret);
+
+/* `packfs run-vm`: replaces the process with QEMU booting DISK_FD (an open
+ * image of FORMAT, "qcow2" or "raw") with the accelerator chosen as above,
+ * O's memory and CPUS, the serial console on the terminal and -snapshot, so the
+ * image is never written; EXTRA (NULL-terminated) is appended to QEMU's
+ * arguments. Returns only on failure. */
+int pf_vm_boot(const pf_vm_options *o, int disk_fd, const char *format, unsigned cpus, char *const *extra);

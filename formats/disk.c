@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "packfs/background.h"
 #include "packfs/cache.h"
 #include "packfs/cancel.h"
 #include "packfs/format.h"
@@ -905,6 +906,9 @@ static int disk_plan(const pf_format *self, const pf_view *view, pf_plan **ret) 
         r = disk_key(self, view, key);
         if (r < 0)
                 return r;
+        /* Ahead of use (`prepare`), the tools and the helper VM inherit the
+         * thread's idle priority (background.h). */
+        pf_background_follow(view->background);
         if (view->cache && pf_cache_acquire(view->cache, (const uint8_t (*)[32]) key, 1, &obj) == 1)
                 return pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) key, &obj, 1, ret);
 

@@ -56,6 +56,8 @@ kernel-arguments = quiet
 helper-kernel = $WORK/no-such-kernel
 [slowhelper]
 helper-timeout = 2
+[prepared]
+prepare = disk.qcow2
 INI
 
 M=$WORK/mnt
@@ -166,6 +168,16 @@ check "...within a few seconds of it" test $(($(date +%s) - start)) -lt 60
 check_eq "no image of a failed build was cached" "$before" "$(objects)"
 check_eq "no scratch directories are left behind" "" "$(ls -d /tmp/packfs-disk-* /tmp/packfs-vm-* 2>/dev/null | \
         while read -r d; do [[ -O $d && $(stat -c %Y "$d") -ge $start ]] && echo "$d"; done)"
+
+# ---- prepare = disk.qcow2: a new generation's image is built ahead ----
+make_profile prepared "$KERNEL" "$INIT"
+for ((i = 0; i < 600; i++)); do
+        ls "$M/prepared" 2>/dev/null | grep -qx disk.qcow2 && break
+        sleep 0.5
+done
+check_eq "prepare builds a new profile's disk.qcow2 unasked; a listing then shows it" "disk.qcow2 disk.raw" \
+        "$(ls "$M/prepared" | grep '^disk\.' | paste -sd' ')"
+check_contains "...in the background" "prepared/disk.qcow2: built in" "$(cat "$MOUNT_LOG")"
 
 unmount_packfs "$M" "$MOUNT_PID"
 finish

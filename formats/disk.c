@@ -100,9 +100,10 @@ int pf_disk_find_tool(const char *name, char *out, size_t size) {
         return -ENOENT;
 }
 
-/* Digests the identity (path, size, mtime) of each tool and file. */
+/* Digests the identity (path, size, mtime) of each tool and file; a missing
+ * one is -ENOENT, logged when LOG_MISSING (a build; not a listing's look). */
 static int tools_stamp(gcry_md_hd_t md, const char *const *tools, size_t n_tools, const char *const *files,
-                       size_t n_files) {
+                       size_t n_files, bool log_missing) {
         for (size_t i = 0; i < n_tools + n_files; i++) {
                 char path[PATH_MAX], line[PATH_MAX + 64];
                 struct stat st;
@@ -110,6 +111,8 @@ static int tools_stamp(gcry_md_hd_t md, const char *const *tools, size_t n_tools
 
                 if (i < n_tools) {
                         if (pf_disk_find_tool(tools[i], path, sizeof(path)) < 0) {
+                                if (!log_missing)
+                                        return -ENOENT;
                                 log_error("disk images need %s (install %s)", tools[i],
                                           !strcmp(tools[i], "sfdisk")         ? "fdisk"
                                           : !strcmp(tools[i], "grub-mkimage") ? "grub-pc-bin and grub2-common"
@@ -120,7 +123,8 @@ static int tools_stamp(gcry_md_hd_t md, const char *const *tools, size_t n_tools
                 } else
                         snprintf(path, sizeof(path), "%s", files[i - n_tools]);
                 if (stat(path, &st) < 0)
-                        return log_error_errno(-errno, "disk images need %s (install grub-pc-bin)", path);
+                        return log_missing ? log_error_errno(-errno, "disk images need %s (install grub-pc-bin)", path)
+                                           : -errno;
                 n = snprintf(line, sizeof(line), "%s %lld %lld", path, (long long) st.st_size,
                              (long long) st.st_mtime);
                 gcry_md_write(md, line, (size_t) n + 1);
@@ -128,7 +132,7 @@ static int tools_stamp(gcry_md_hd_t md, const char *const *tools, size_t n_tools
         return 0;
 }
 
-static int disk_key(const pf_format *self, const pf_view *view, uint8_t key[32]) {
+static int disk_key(const pf_format *self, const pf_view *view, bool log_missing, uint8_t key[32]) {
         static const char *const qemu_img[] = { "qemu-img" };
         static const char *const iso_tools[] = { "grub-mkrescue", "xorriso" };
         gcry_md_hd_t md;
@@ -140,11 +144,11 @@ static int disk_key(const pf_format *self, const pf_view *view, uint8_t key[32])
         gcry_md_write(md, self->file_name, strlen(self->file_name) + 1);
         gcry_md_write(md, view->closure->id, 32);
         gcry_md_write(md, view->options->id, 32);
-        r = tools_stamp(md, raw_tools, ELEMENTSOF(raw_tools), raw_files, ELEMENTSOF(raw_files));
+        r = tools_stamp(md, raw_tools, ELEMENTSOF(raw_tools), raw_files, ELEMENTSOF(raw_files), log_missing);
         if (r >= 0 && !strcmp(self->file_name, "disk.qcow2"))
-                r = tools_stamp(md, qemu_img, 1, NULL, 0);
+                r = tools_stamp(md, qemu_img, 1, NULL, 0, log_missing);
         if (r >= 0 && !strcmp(self->file_name, "disk.iso"))
-                r = tools_stamp(md, iso_tools, ELEMENTSOF(iso_tools), NULL, 0);
+                r = tools_stamp(md, iso_tools, ELEMENTSOF(iso_tools), NULL, 0, log_missing);
         if (r >= 0)
                 memcpy(key, gcry_md_read(md, GCRY_MD_SHA256), 32);
         gcry_md_close(md);
@@ -903,9 +907,9 @@ static int disk_plan(const pf_format *self, const pf_view *view, pf_plan **ret) 
         struct timespec start;
         int r;
 
-        r = disk_key(self, view, key);
+        r = disk_key(self, view, true, key);
         if (r < 0)
-                return r;
+                return -EIO;
         /* Ahead of use (`prepare`), the tools and the helper VM inherit the
          * thread's idle priority (background.h). */
         pf_background_follow(view->background);
@@ -978,9 +982,10 @@ static int disk_cached(const pf_format *self, const pf_view *view) {
 
         if (!view->cache)
                 return 0;
-        r = disk_key(self, view, key);
+        /* Without its tools an image cannot be built, nor was it: not ready. */
+        r = disk_key(self, view, false, key);
         if (r < 0)
-                return r;
+                return 0;
         return pf_cache_contains(view->cache, (const uint8_t (*)[32]) key, 1) == 1;
 }
 

@@ -174,17 +174,59 @@ _printf_(2, 3) static int pathf(char out[PATH_MAX], const char *fmt, ...) {
  * exits 0, -EIO otherwise (logged by the caller), -ECANCELED when asked. */
 int pf_disk_run_tool(char *const argv[], const char *input, char *const env[], int output_fd, int errors_fd,
                      int keep_fd) {
+        extern char **environ;
+        size_t n_environ = 0, n_env = 0, n = 0;
+        char **envp;
         int in[2];
         pid_t pid;
         int status;
 
-        if (pipe2(in, O_CLOEXEC) < 0)
+        /* The child's environment is made here: after fork() in a threaded
+         * process, the child should only exec. */
+        while (environ[n_environ])
+                n_environ++;
+        while (env && env[n_env])
+                n_env++;
+        envp = calloc(n_environ + n_env + 1, sizeof(*envp));
+        if (!envp)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_environ; i++) {
+                bool replaced = false;
+                for (size_t j = 0; j < n_env && !replaced; j++) {
+                        size_t len = strcspn(env[j], "=");
+                        replaced = !strncmp(environ[i], env[j], len) && environ[i][len] == '=';
+                }
+                if (!replaced)
+                        envp[n++] = environ[i];
+        }
+        for (size_t j = 0; j < n_env; j++)
+                envp[n++] = env[j];
+
+        /* INPUT is a few lines: written into the pipe before the child runs
+         * (the pipe holds 64 KiB), so a child that never reads it cannot
+         * SIGPIPE us. */
+        if (input && strlen(input) > 4096) {
+                free(envp);
+                return -E2BIG;
+        }
+        if (pipe2(in, O_CLOEXEC) < 0) {
+                free(envp);
                 return -errno;
+        }
+        int written = input ? pf_write_all(in[1], input, strlen(input)) : 0;
+        if (written < 0) {
+                int r = written;
+                close(in[0]);
+                close(in[1]);
+                free(envp);
+                return r;
+        }
+        close(in[1]);
         pid = fork();
         if (pid < 0) {
                 int r = -errno;
                 close(in[0]);
-                close(in[1]);
+                free(envp);
                 return r;
         }
         if (pid == 0) {
@@ -194,30 +236,16 @@ int pf_disk_run_tool(char *const argv[], const char *input, char *const env[], i
                         _exit(126);
                 if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) < 0)
                         _exit(126);
-                for (size_t i = 0; env && env[i]; i++)
-                        putenv(env[i]);
-                execv(argv[0], argv);
-                dprintf(2, "%s: %s\n", argv[0], strerror(errno));
+                execve(argv[0], argv, envp);
                 _exit(127);
         }
+        free(envp);
         close(in[0]);
-        if (input)
-                (void) pf_write_all(in[1], input, strlen(input));
-        close(in[1]);
-        for (;;) {
-                pid_t w = waitpid(pid, &status, WNOHANG);
-                if (w == pid)
-                        break;
-                if (w < 0 && errno != EINTR)
-                        return -errno;
-                if (pf_cancel_requested()) {
-                        kill(pid, SIGKILL);
-                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                                ;
-                        return -ECANCELED;
-                }
-                nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
-        }
+        status = pf_wait_child(pid, 0);
+        if (status < 0)
+                return status;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                log_error("%s: cannot be run", argv[0]);
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 

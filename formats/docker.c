@@ -347,7 +347,8 @@ static int hash_range(const pf_plan *plan, uint64_t offset, uint64_t length, uin
 /* Makes sure every layer's digest and the config's are known. Called with
  * D->lock held. */
 static int digests_locked(docker_data *d) {
-        size_t n_hashed = 0;
+        size_t n_hashed = 0, n_streamed = 0, n_recorded = 0;
+        uint64_t streamed_bytes = 0;
         text config = {};
         int r;
 
@@ -363,8 +364,15 @@ static int digests_locked(docker_data *d) {
                 pthread_mutex_unlock(&d->stream_lock);
                 if (streamed && l->keyed)
                         digest_record(d->cache, l->id, d->digests[i]);
-                if (streamed || d->known[i] || (l->keyed && digest_lookup(d->cache, l->id, d->digests[i])))
+                if (streamed) {
+                        n_streamed++;
+                        streamed_bytes += l->length;
                         continue;
+                }
+                if (d->known[i] || (l->keyed && digest_lookup(d->cache, l->id, d->digests[i]))) {
+                        n_recorded++;
+                        continue;
+                }
                 if (!l->materialized)
                         /* docker_plan_sparse() settles these; an evicted record cannot be read back. */
                         return log_error_errno(-EIO, "docker.tar: the digest of layer %zu (%s) is unknown",
@@ -386,6 +394,8 @@ static int digests_locked(docker_data *d) {
         d->have_digests = true;
         /* In one transaction (cache.h). */
         (void) pf_cache_flush_records(d->cache);
+        log_info("docker.tar of %s: hashed %zu of %zu layers (%llu bytes) while streaming, %zu digests were recorded",
+                 d->repo_tag, n_streamed, d->n_layers, (unsigned long long) streamed_bytes, n_recorded);
         if (n_hashed > 0)
                 log_info("docker.tar: read %zu of %zu layers again for their digests (the others were streamed or recorded)",
                          n_hashed, d->n_layers);

@@ -574,6 +574,16 @@ static int deb_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
                 goto fail;
         }
         entries = pf_plan_format_data(data_tar);
+        /* dpkg's file lists are one name a line: it refuses ("newline not
+         * allowed in archive object name") what a tar holds. */
+        for (size_t i = 0; i < entries->n_entries; i++)
+                if (strchr(entries->entries[i].name, '\n')) {
+                        log_error("%s/%s: %s: a file name with a newline, which dpkg cannot install; no .deb of "
+                                  "this closure",
+                                  view->name, self->file_name, entries->entries[i].name + 1);
+                        r = -EINVAL;
+                        goto fail;
+                }
         r = package_identity(view, &package, &version);
         if (r < 0)
                 goto fail;

@@ -71,14 +71,18 @@ cat "$deb" > /dev/null
 tar_size=$(stat -c %s "$tar") deb_size=$(stat -c %s "$deb")
 [ "$(cat "$deb" | wc -c)" = "$deb_size" ] || { echo "bench/deb.sh: pack.deb's size is wrong" >&2; exit 1; }
 
-log "cat pack.tar / cat pack.deb, taking turns, $reps pairs"
+log "cat pack.tar / cat pack.deb, taking turns (alternating which first), $reps pairs"
 t_tar= t_deb= pairs=()
-for _ in $(seq "$reps"); do
-        evict "$tar"
-        t0=$(now); cat "$tar" > /dev/null; t1=$(now)
-        evict "$deb"
-        t2=$(now); cat "$deb" > /dev/null; t3=$(now)
-        a=$((t1 - t0)) b=$((t3 - t2))
+# timed VAR FILE: the wall time of `cat FILE` after evicting its pages.
+timed() {
+        local t0 t1
+        evict "$2"
+        t0=$(now); cat "$2" > /dev/null; t1=$(now)
+        printf -v "$1" '%s' $((t1 - t0))
+}
+for i in $(seq "$reps"); do
+        # Which goes first alternates, so neither always follows the other.
+        if ((i % 2)); then timed a "$tar"; timed b "$deb"; else timed b "$deb"; timed a "$tar"; fi
         if [ -z "$t_tar" ] || [ $a -lt "$t_tar" ]; then t_tar=$a; fi
         if [ -z "$t_deb" ] || [ $b -lt "$t_deb" ]; then t_deb=$b; fi
         pairs+=("$(ratio $b $a)")

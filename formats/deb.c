@@ -407,17 +407,24 @@ static int from_guix_manifest(const pf_view *view, char **ret_name, char **ret_v
 
 /* The package's name and version, as the seed derives them: a profile of one
  * package gives its name and version, any other the profile's name and 0.0.0.
- * One package: the one entry of a Guix manifest; else the profile item's one
- * reference (besides itself and a Nix user environment's manifest), or the
- * item itself when it references nothing else (a .store/ view of a package). */
+ * One package: the item of a .store/ view; the one entry of a Guix manifest;
+ * else the profile item's one reference (besides itself and a Nix user
+ * environment's manifest), or the item itself when it references nothing else. */
 static int package_identity(const pf_view *view, char **ret_name, char **ret_version) {
         _cleanup_free_ char *name = NULL, *version = NULL;
         const char *single = NULL;
         bool several = false;
         int r;
 
-        r = from_guix_manifest(view, &name, &version, &several);
-        if (r == 0 && !several && view->store) {
+        /* A view of one store item (.store/<hash>-<name>): that package. */
+        const char *base = strrchr(view->name, '/');
+        if (!strcmp(base ? base + 1 : view->name, strrchr(view->closure->root, '/') + 1)) {
+                r = deb_split_name(store_name(view->closure->root), &name, &version);
+                if (r < 0)
+                        return r;
+        } else
+                r = from_guix_manifest(view, &name, &version, &several);
+        if (r == 0 && !name && !several && view->store) {
                 char **refs = NULL;
                 size_t n = 0;
                 r = pf_store_references(view->store, view->closure->root, &refs);

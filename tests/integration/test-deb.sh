@@ -132,6 +132,8 @@ check_contains "hello: Installed-Size" "Installed-Size: " "$info"
 info=$(T dpkg-deb --info "$MNT/demo/pack.deb")
 check_contains "demo: several packages: the profile's name" "Package: demo" "$info"
 check_contains "demo: several packages: 0.0.0" "Version: 0.0.0" "$info"
+check_eq "a .store/ view: the item's name" "app 0.0.0" \
+        "$(T dpkg-deb --field "$MNT/.store/${APP##*/}/pack.deb" Package Version | sed 's/.*: //' | paste -sd' ')"
 check_eq "demo: Installed-Size as dpkg counts it (a KiB a member, files rounded up)" \
         "$(T dpkg-deb --fsys-tarfile "$MNT/demo/pack.deb" | tar -tvf - |
                 awk '{ n += ($1 ~ /^-/) ? int(($3 + 1023) / 1024) : 1 } END { print n }')" \

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
+#include "packfs/digest.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -452,11 +453,86 @@ static int package_identity(const pf_view *view, char **ret_name, char **ret_ver
         return 0;
 }
 
-/* data.tar: pack.tar's members with GNU-style headers (see the top). */
-static int plan_data_tar(const pf_view *view, pf_plan **ret) {
+/* Installed sizes. A sizing plan (pf_format_want_none: st_size without a walk)
+ * needs each item's share of Installed-Size, which the control file holds: a
+ * function of the item's identity alone, recorded in the cache when a whole
+ * plan counts it, as pack.tar records its items' lengths. The record is the KiB
+ * (8 bytes, little endian) and a SHA-256 over the key and them. */
+#define INSTALLED_RECORD "packfs deb item installed size 1"
+#define INSTALLED_RECORD_SIZE (8 + 32)
+
+static void installed_key(const pf_closure_item *item, uint8_t key[32]) {
+        uint8_t identity[32];
+
+        tar_item_identity_gnu(item, identity);
+        pf_sha256_pair(INSTALLED_RECORD, sizeof(INSTALLED_RECORD), identity, 32, key);
+}
+
+/* 1 and *RET from the record, 0 without one (a damaged one is dropped). */
+static int installed_lookup(pf_cache *cache, const pf_closure_item *item, uint64_t *ret) {
+        _cleanup_free_ uint8_t *data = NULL;
+        uint8_t key[32], check[32];
+        uint64_t kib = 0;
+        size_t size = 0;
+
+        if (!cache || !pf_closure_item_keyed(item))
+                return 0;
+        installed_key(item, key);
+        if (pf_cache_record_get(cache, key, (void **) &data, &size) < 0)
+                return 0;
+        if (size == INSTALLED_RECORD_SIZE)
+                pf_sha256_pair(key, 32, data, 8, check);
+        if (size != INSTALLED_RECORD_SIZE || memcmp(check, data + 8, 32) != 0) {
+                log_warning("cache: %s: the recorded pack.deb installed size is damaged; counting it again", item->path);
+                (void) pf_cache_record_drop(cache, key);
+                return 0;
+        }
+        for (int i = 7; i >= 0; i--)
+                kib = kib << 8 | data[i];
+        *ret = kib;
+        return 1;
+}
+
+/* Best effort: without it, the next stat makes a whole plan. */
+static void installed_record(pf_cache *cache, const pf_closure_item *item, uint64_t kib) {
+        uint8_t key[32], data[INSTALLED_RECORD_SIZE];
+
+        if (!cache || !pf_closure_item_keyed(item))
+                return;
+        installed_key(item, key);
+        for (int i = 0; i < 8; i++)
+                data[i] = (uint8_t) (kib >> (8 * i));
+        pf_sha256_pair(key, 32, data, 8, data + 8);
+        (void) pf_cache_record_put(cache, key, data, sizeof(data));
+}
+
+/* A whole plan's tar_planner.around_item: records each item's installed size
+ * (its members are the entries added between the two calls). */
+static int record_item(tar_planner *t, size_t i, bool after, uint64_t length) {
+        size_t *start = t->userdata;
+
+        if (!after)
+                *start = t->data->n_entries;
+        else
+                installed_record(t->view->cache, &t->view->closure->items[i],
+                                 deb_installed_size(t->data->entries + *start, t->data->n_entries - *start));
+        return 0;
+}
+
+/* data.tar: pack.tar's members with GNU-style headers (see the top); SIZING:
+ * the store items as zeros of their recorded lengths (tar-plan.h). */
+static int plan_data_tar(const pf_view *view, bool sizing, pf_plan **ret) {
         tar_planner t = { .view = view };
         extra_node *extras = NULL;
+        size_t start = 0;
         int r;
+
+        if (sizing)
+                t.want = pf_format_want_none;
+        else if (view->cache) {
+                t.around_item = record_item;
+                t.userdata = &start;
+        }
 
         r = tar_extras_build(view, &extras);
         if (r < 0)
@@ -556,19 +632,33 @@ static int add_ar_member(pf_plan_builder *b, const char *name, uint64_t size) {
         return r < 0 ? r : pf_plan_add_bytes(b, h, sizeof(h));
 }
 
-static int deb_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+/* The .deb; a sizing plan (WANT pf_format_want_none, never read) when every
+ * item's installed size is recorded: data.tar's items are then zeros of their
+ * recorded lengths, and nothing is walked. Any other WANT: the whole plan
+ * (there are no compressed variants of pack.deb to want parts of it). */
+static int deb_plan_sparse(const pf_format *self, const pf_view *view,
+                           bool (*want)(void *userdata, const uint8_t identity[32]), void *userdata,
+                           pf_plan **ret) {
         _cleanup_free_ char *package = NULL, *version = NULL, *control = NULL;
         _cleanup_free_ uint8_t *ctar = NULL;
+        bool sizing = want == pf_format_want_none && view->cache;
         const tar_plan_data *entries;
         pf_plan_builder *b = NULL;
         pf_plan *data_tar = NULL;
+        uint64_t data_size, recorded = 0;
         deb_data *d = NULL;
-        uint64_t data_size;
         size_t ctar_size = 0;
         struct utsname u;
         int r;
 
-        r = plan_data_tar(view, &data_tar);
+        for (size_t i = 0; sizing && i < view->closure->n_items; i++) {
+                uint64_t kib;
+                if (installed_lookup(view->cache, &view->closure->items[i], &kib) > 0)
+                        recorded += kib;
+                else
+                        sizing = false;
+        }
+        r = plan_data_tar(view, sizing, &data_tar);
         if (r < 0)
                 return r;
         data_size = pf_plan_size(data_tar);
@@ -597,7 +687,8 @@ static int deb_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         r = deb_control_text(&(deb_control_input) { .package = package, .version = version,
                                                     .arch = deb_arch(uname(&u) == 0 ? u.machine : "x86_64"),
                                                     .view = view->name,
-                                                    .installed_size = deb_installed_size(entries->entries,
+                                                    .installed_size = (sizing ? recorded : 0) +
+                                                                      deb_installed_size(entries->entries,
                                                                                          entries->n_entries),
                                                     .user_control = view->options->deb_control },
                              &control);
@@ -618,6 +709,13 @@ static int deb_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
                 r = pf_plan_add_bytes(b, ctar, ctar_size);
         if (r >= 0)
                 r = add_ar_member(b, "data.tar", data_size);
+        if (r >= 0 && sizing) {
+                r = pf_plan_add_zero(b, data_size);
+                if (r < 0)
+                        goto fail;
+                pf_plan_unref(data_tar);
+                return pf_plan_builder_finish(b, NULL, NULL, NULL, ret);
+        }
         if (r >= 0)
                 r = pf_plan_add_generated(b, data_size, 0);
         if (r >= 0 && !(d = calloc(1, sizeof(*d))))
@@ -632,7 +730,12 @@ fail:
         return r;
 }
 
+static int deb_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+        return deb_plan_sparse(self, view, NULL, NULL, ret);
+}
+
 const pf_format pf_format_deb = {
         .file_name = "pack.deb",
         .plan = deb_plan,
+        .plan_sparse = deb_plan_sparse,
 };

@@ -220,6 +220,16 @@ for v in "${views[@]}"; do
 done
 check "unmount" unmount_packfs "$MNT" "$MOUNT_PID"
 
+# A mount over the first cache: stat answers from the recorded item lengths
+# and installed sizes (a sizing plan, no walk), and must agree with the bytes.
+mount_packfs "$MNT" --config "$config"
+for v in "${views[@]}"; do
+        check_eq "warm cache: $v/pack.deb: st_size before any read equals the bytes read" \
+                "$(fsize "$MNT/$v/pack.deb")" "$(bytes_read "$MNT/$v/pack.deb")"
+        check_eq "warm cache: $v/pack.deb: the same bytes" "${deb_sha[$v]}" "$(sha "$MNT/$v/pack.deb")"
+done
+check "unmount" unmount_packfs "$MNT" "$MOUNT_PID"
+
 # Options are part of the bytes: another control file, another .deb.
 printf 'Package: packfs-custom\nVersion: 7.2\nArchitecture: all\nMaintainer: x\nDescription: y\n' >"$WORK/control"
 mount_packfs "$MNT" --config "$config"

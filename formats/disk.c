@@ -1017,6 +1017,8 @@ static int disk_cached(const pf_format *self, const pf_view *view) {
         return pf_cache_contains(view->cache, (const uint8_t (*)[32]) key, 1) == 1;
 }
 
-const pf_format pf_format_disk_raw = { .file_name = "disk.raw", .plan = disk_plan, .cached = disk_cached };
-const pf_format pf_format_disk_qcow2 = { .file_name = "disk.qcow2", .plan = disk_plan, .cached = disk_cached };
-const pf_format pf_format_disk_iso = { .file_name = "disk.iso", .plan = disk_plan, .cached = disk_cached };
+#define DISK_FORMAT(name) \
+        { .file_name = (name), .plan = disk_plan, .cached = disk_cached, .warm_by_name_only = true }
+const pf_format pf_format_disk_raw = DISK_FORMAT("disk.raw");
+const pf_format pf_format_disk_qcow2 = DISK_FORMAT("disk.qcow2");
+const pf_format pf_format_disk_iso = DISK_FORMAT("disk.iso");

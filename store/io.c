@@ -48,7 +48,12 @@ unsigned pf_cpu_count(void) {
 }
 
 int pf_wait_child(pid_t pid, unsigned timeout_s) {
+        return pf_wait_child_ticking(pid, timeout_s, NULL, NULL);
+}
+
+int pf_wait_child_ticking(pid_t pid, unsigned timeout_s, void (*tick)(void *userdata), void *userdata) {
         struct timespec start;
+        unsigned polls = 0;
         int status;
 
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -69,5 +74,7 @@ int pf_wait_child(pid_t pid, unsigned timeout_s) {
                 }
                 /* Children here run for seconds to minutes: 20 ms is noise. */
                 nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
+                if (tick && ++polls % 10 == 0)
+                        tick(userdata);
         }
 }

@@ -20,3 +20,6 @@ unsigned pf_cpu_count(void);
  * TIMEOUT_S (0: none) are noticed: its wait status, or -ECANCELED or
  * -ETIMEDOUT once it has been killed (SIGKILL) and reaped. */
 int pf_wait_child(pid_t pid, unsigned timeout_s);
+/* The same, calling TICK(USERDATA) (if not NULL) at each poll, a few times a
+ * second: for progress reports while the child works. */
+int pf_wait_child_ticking(pid_t pid, unsigned timeout_s, void (*tick)(void *userdata), void *userdata);

@@ -20,6 +20,9 @@
  *   vm-memory = 512          /boot/vmlinuz-*), vm-memory (MiB) and vm-cpus for
  *   vm-cpus = 1              the helper and `packfs run-vm`; helper-timeout
  *   helper-timeout = 900     (seconds) bounds a helper VM's run
+ *   squashfs-compressor = xz pack.squashfs: gzip, xz, zstd, lz4 or lzo, and a
+ *   squashfs-level = 6       level in that compressor's range (unset: the
+ *                            format's defaults, formats/squashfs.c)
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
@@ -58,6 +61,8 @@ typedef struct pf_options {
         int vm_cpus;            /* `packfs run-vm` */
         int helper_timeout;     /* seconds a helper VM may take */
         int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
+        char *squashfs_compressor;      /* pack.squashfs: NULL for the default */
+        int squashfs_level;             /* -1: the compressor's default there */
         char **prepare;         /* file names to encode ahead of use */
         size_t n_prepare;
         uint8_t id[32];         /* sha256 of the canonical form (without prepare) */

@@ -1,0 +1,957 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * pack.squashfs: a SquashFS image of the closure with the Singularity/Apptainer
+ * layout of the seed's `squashfs-image`:
+ *
+ *   /<store>/<hash>-<name>/...             the closure, with the store's parents
+ *   /.singularity.d/env/90-environment.sh  the profile's search paths, exported
+ *   /.singularity.d/actions/run            -> the entry point (Singularity 2.x)
+ *   /.singularity.d/runscript              -> the entry point (Singularity 3.x)
+ *   /proc /sys /dev /home (0555), /tmp (1777)
+ *   the profile's `symlinks`, relative as the seed makes them, /bin=bin if none
+ *   is given for /bin (Singularity runs /bin/sh)
+ *
+ * every time 1, uid and gid 0, no xattrs, written with libsquashfs
+ * (squashfs-tools-ng): the store files' data go through its block processor,
+ * compressed by one worker thread per core, and the block processor writes
+ * blocks, fragments and their table in submission order whatever the number of
+ * workers, so the image's bytes do not depend on the cores. Inodes are written
+ * after the data, depth-first with each directory after its entries, from a tree
+ * whose directories are sorted bytewise.
+ *
+ * libsquashfs writes at offsets it comes back to (the superblock, the fragment
+ * table), so the image is made in the cache as a file, as disk.raw is: the first
+ * stat or open builds it (fs/packs.c makes other callers wait for that build),
+ * and it is listed once built. Its key holds the closure, the options, the
+ * compressor and its level, the block size and libsquashfs's version.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gcrypt.h>
+#include <lzma.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <sqfs/block.h>
+#include <sqfs/block_processor.h>
+#include <sqfs/block_writer.h>
+#include <sqfs/compressor.h>
+#include <sqfs/dir_writer.h>
+#include <sqfs/error.h>
+#include <sqfs/frag_table.h>
+#include <sqfs/id_table.h>
+#include <sqfs/inode.h>
+#include <sqfs/io.h>
+#include <sqfs/meta_writer.h>
+#include <sqfs/super.h>
+
+#include "packfs/background.h"
+#include "packfs/cache.h"
+#include "packfs/cancel.h"
+#include "packfs/format.h"
+#include "packfs/io.h"
+#include "packfs/log.h"
+#include "packfs/macro.h"
+#include "packfs/searchpath.h"
+#include "packfs/walkcache.h"
+#include "squashfs.h"
+
+/* Bump when the image's layout or the way it is written changes. */
+#define SQUASHFS_LAYOUT "packfs-squashfs-1"
+#define BLOCK_SIZE (128u * 1024u)      /* mksquashfs's default */
+#define DEVBLK_SIZE 4096u               /* the image is padded to it, as mksquashfs does */
+#define READ_SIZE ((size_t) 1 << 20)
+#define NO_XATTR 0xFFFFFFFFu
+
+#ifndef PF_LIBSQUASHFS_VERSION
+#define PF_LIBSQUASHFS_VERSION "unknown"
+#endif
+
+/* The default compressor and level (README, "pack.squashfs"). */
+#define DEFAULT_COMPRESSOR "zstd"
+#define DEFAULT_ZSTD_LEVEL 6
+
+/* --- The tree. */
+
+int pf_sqfs_tree_new(mode_t mode, pf_sqfs_node **ret) {
+        pf_sqfs_node *n = calloc(1, sizeof(*n));
+
+        if (!n || !(n->name = strdup(""))) {
+                free(n);
+                return -ENOMEM;
+        }
+        n->mode = S_IFDIR | (mode & 07777);
+        *ret = n;
+        return 0;
+}
+
+void pf_sqfs_tree_free(pf_sqfs_node *n) {
+        if (!n)
+                return;
+        for (size_t i = 0; i < n->n_children; i++)
+                pf_sqfs_tree_free(n->children[i]);
+        free(n->children);
+        free(n->name);
+        free(n->target);
+        sqfs_free(n->inode);
+        free(n);
+}
+
+int pf_sqfs_node_add(pf_sqfs_node *dir, const char *name, mode_t mode, const char *target, pf_sqfs_node **ret) {
+        pf_sqfs_node *n;
+
+        if (!S_ISDIR(dir->mode))
+                return -ENOTDIR;
+        if (dir->n_children == dir->cap) {
+                size_t cap = dir->cap ? dir->cap * 2 : 8;
+                pf_sqfs_node **nc = reallocarray(dir->children, cap, sizeof(*nc));
+                if (!nc)
+                        return -ENOMEM;
+                dir->children = nc;
+                dir->cap = cap;
+        }
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        n->name = strdup(name);
+        n->target = target ? strdup(target) : NULL;
+        if (!n->name || (target && !n->target)) {
+                free(n->name);
+                free(n->target);
+                free(n);
+                return -ENOMEM;
+        }
+        n->mode = mode;
+        n->parent = dir;
+        dir->children[dir->n_children++] = n;
+        if (ret)
+                *ret = n;
+        return 0;
+}
+
+static pf_sqfs_node *child_named(pf_sqfs_node *dir, const char *name, size_t len) {
+        for (size_t i = 0; i < dir->n_children; i++)
+                if (strlen(dir->children[i]->name) == len && !memcmp(dir->children[i]->name, name, len))
+                        return dir->children[i];
+        return NULL;
+}
+
+pf_sqfs_node *pf_sqfs_lookup(pf_sqfs_node *root, const char *path) {
+        pf_sqfs_node *n = root;
+
+        for (const char *p = path; n && *p;) {
+                size_t len;
+                p += strspn(p, "/");
+                len = strcspn(p, "/");
+                if (!len)
+                        break;
+                if (!S_ISDIR(n->mode))
+                        return NULL;
+                n = child_named(n, p, len);
+                p += len;
+        }
+        return n;
+}
+
+int pf_sqfs_mkdir_p(pf_sqfs_node *root, const char *path, mode_t mode, pf_sqfs_node **ret) {
+        pf_sqfs_node *n = root;
+
+        for (const char *p = path; *p;) {
+                pf_sqfs_node *c;
+                size_t len;
+                p += strspn(p, "/");
+                len = strcspn(p, "/");
+                if (!len)
+                        break;
+                if (!S_ISDIR(n->mode))
+                        return -ENOTDIR;
+                c = child_named(n, p, len);
+                if (!c) {
+                        _cleanup_free_ char *name = strndup(p, len);
+                        bool last = !p[len + strspn(p + len, "/")];
+                        int r;
+                        if (!name)
+                                return -ENOMEM;
+                        r = pf_sqfs_node_add(n, name, last ? S_IFDIR | (mode & 07777) : S_IFDIR | 0755, NULL, &c);
+                        if (r < 0)
+                                return r;
+                }
+                n = c;
+                p += len;
+        }
+        if (!S_ISDIR(n->mode))
+                return -ENOTDIR;
+        if (ret)
+                *ret = n;
+        return 0;
+}
+
+static int node_cmp(const void *a, const void *b) {
+        return strcmp((*(pf_sqfs_node *const *) a)->name, (*(pf_sqfs_node *const *) b)->name);
+}
+
+static char *node_path(const pf_sqfs_node *n) {
+        char *path = NULL;
+
+        if (!n->parent)
+                return strdup("/");
+        for (; n->parent; n = n->parent) {
+                char *p = NULL;
+                if (asprintf(&p, "/%s%s", n->name, path ? path : "") < 0) {
+                        free(path);
+                        return NULL;
+                }
+                free(path);
+                path = p;
+        }
+        return path;
+}
+
+static int finish_dir(pf_sqfs_node *dir, uint32_t *next, char **ret_clash) {
+        if (dir->n_children > 1)
+                qsort(dir->children, dir->n_children, sizeof(*dir->children), node_cmp);
+        for (size_t i = 0; i < dir->n_children; i++) {
+                pf_sqfs_node *c = dir->children[i];
+                if (i > 0 && !strcmp(dir->children[i - 1]->name, c->name)) {
+                        *ret_clash = node_path(c);
+                        return -EEXIST;
+                }
+                if (S_ISDIR(c->mode)) {
+                        int r = finish_dir(c, next, ret_clash);
+                        if (r < 0)
+                                return r;
+                } else
+                        c->ino = ++*next;
+        }
+        dir->ino = ++*next;
+        return 0;
+}
+
+int pf_sqfs_tree_finish(pf_sqfs_node *root, uint32_t *ret_count, char **ret_clash) {
+        uint32_t next = 0;
+        int r;
+
+        *ret_clash = NULL;
+        r = finish_dir(root, &next, ret_clash);
+        if (r < 0)
+                return r;
+        *ret_count = next;
+        return 0;
+}
+
+int pf_sqfs_relative_target(const char *dir, const char *target, char **ret) {
+        size_t common = 0, i = 0, ups = 0;
+        char *out, *p;
+
+        /* The longest common prefix of whole components. */
+        for (;;) {
+                while (dir[i] == '/')
+                        i++;
+                size_t dlen = strcspn(dir + i, "/");
+                if (!dlen)
+                        break;
+                if (strncmp(dir + i, target + i, dlen) != 0 || (target[i + dlen] != '/' && target[i + dlen] != 0) ||
+                    target[i - 1] != '/')
+                        break;
+                i += dlen;
+                common = i;
+        }
+        for (const char *p2 = dir + common; *p2;) {
+                p2 += strspn(p2, "/");
+                size_t len = strcspn(p2, "/");
+                if (!len)
+                        break;
+                ups++;
+                p2 += len;
+        }
+        const char *rest = target + common;
+        rest += strspn(rest, "/");
+        out = malloc(ups * 3 + strlen(rest) + 2);
+        if (!out)
+                return -ENOMEM;
+        p = out;
+        for (size_t k = 0; k < ups; k++)
+                p = stpcpy(p, "../");
+        p = stpcpy(p, rest);
+        if (p > out && p[-1] == '/')
+                p[-1] = 0;
+        if (!*out)
+                strcpy(out, ".");
+        *ret = out;
+        return 0;
+}
+
+int pf_sqfs_environment_text(char *const *vars, char **ret) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; vars && vars[i]; i++) {
+                const char *eq = strchr(vars[i], '=');
+                if (!eq)
+                        continue;
+                fprintf(f, "%.*s='", (int) (eq - vars[i]), vars[i]);
+                for (const char *c = eq + 1; *c; c++)
+                        if (*c == '\'')
+                                fputs("'\\''", f);
+                        else
+                                fputc(*c, f);
+                fprintf(f, "'\nexport %.*s\n", (int) (eq - vars[i]), vars[i]);
+        }
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret = text;
+        return 0;
+}
+
+/* --- libsquashfs glue. */
+
+static int sqfs_errno(int r) {
+        switch (r) {
+        case SQFS_ERROR_ALLOC:
+                return -ENOMEM;
+        case SQFS_ERROR_OVERFLOW:
+                return -EOVERFLOW;
+        case SQFS_ERROR_UNSUPPORTED:
+                return -EOPNOTSUPP;
+        case SQFS_ERROR_ARG_INVALID:
+                return -EINVAL;
+        default:
+                return -EIO;
+        }
+}
+
+/* The output: an fd of the cache's object file, written with pwrite. */
+typedef struct fd_file {
+        sqfs_file_t base;
+        int fd;
+        uint64_t size;
+        int error;                      /* the errno of a failed write */
+} fd_file;
+
+static void fd_file_destroy(sqfs_object_t *o) {
+        free(o);
+}
+
+static int fd_file_read_at(sqfs_file_t *base, sqfs_u64 offset, void *buf, size_t len) {
+        fd_file *f = (fd_file *) base;
+
+        while (len > 0) {
+                ssize_t n = pread(f->fd, buf, len, (off_t) offset);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        f->error = errno;
+                        return SQFS_ERROR_IO;
+                }
+                if (n == 0)
+                        return SQFS_ERROR_OUT_OF_BOUNDS;
+                buf = (uint8_t *) buf + n;
+                len -= (size_t) n;
+                offset += (uint64_t) n;
+        }
+        return 0;
+}
+
+static int fd_file_write_at(sqfs_file_t *base, sqfs_u64 offset, const void *buf, size_t len) {
+        fd_file *f = (fd_file *) base;
+        uint64_t end = offset + len;
+
+        while (len > 0) {
+                ssize_t n = pwrite(f->fd, buf, len, (off_t) offset);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        f->error = n < 0 ? errno : EIO;
+                        return SQFS_ERROR_IO;
+                }
+                buf = (const uint8_t *) buf + n;
+                len -= (size_t) n;
+                offset += (uint64_t) n;
+        }
+        if (end > f->size)
+                f->size = end;
+        return 0;
+}
+
+static sqfs_u64 fd_file_get_size(const sqfs_file_t *base) {
+        return ((const fd_file *) base)->size;
+}
+
+static int fd_file_truncate(sqfs_file_t *base, sqfs_u64 size) {
+        fd_file *f = (fd_file *) base;
+
+        if (ftruncate(f->fd, (off_t) size) < 0) {
+                f->error = errno;
+                return SQFS_ERROR_IO;
+        }
+        f->size = size;
+        return 0;
+}
+
+static fd_file *fd_file_new(int fd) {
+        fd_file *f = calloc(1, sizeof(*f));
+
+        if (!f)
+                return NULL;
+        f->base.base.destroy = fd_file_destroy;
+        f->base.read_at = fd_file_read_at;
+        f->base.write_at = fd_file_write_at;
+        f->base.get_size = fd_file_get_size;
+        f->base.truncate = fd_file_truncate;
+        f->fd = fd;
+        return f;
+}
+
+/* --- Options. */
+
+typedef struct settings {
+        const char *compressor;
+        int id;                         /* SQFS_COMPRESSOR */
+        int level;                      /* -1: none (lz4) */
+} settings;
+
+static int resolve_settings(const pf_options *o, settings *ret) {
+        settings s = { .compressor = o->squashfs_compressor ? o->squashfs_compressor : DEFAULT_COMPRESSOR };
+        static const struct {
+                const char *name;
+                int min, max, def;
+        } ranges[] = {
+                { "gzip", SQFS_GZIP_MIN_LEVEL, SQFS_GZIP_MAX_LEVEL, SQFS_GZIP_DEFAULT_LEVEL },
+                { "xz", SQFS_XZ_MIN_LEVEL, SQFS_XZ_MAX_LEVEL, SQFS_XZ_DEFAULT_LEVEL },
+                { "zstd", SQFS_ZSTD_MIN_LEVEL, SQFS_ZSTD_MAX_LEVEL, DEFAULT_ZSTD_LEVEL },
+                { "lzo", SQFS_LZO_MIN_LEVEL, SQFS_LZO_MAX_LEVEL, SQFS_LZO_DEFAULT_LEVEL },
+                { "lz4", -1, -1, -1 },
+        };
+
+        s.id = sqfs_compressor_id_from_name(s.compressor);
+        if (s.id < 0)
+                return -EOPNOTSUPP;
+        for (size_t i = 0; i < ELEMENTSOF(ranges); i++) {
+                if (strcmp(ranges[i].name, s.compressor) != 0)
+                        continue;
+                s.level = o->squashfs_level >= 0 ? o->squashfs_level : ranges[i].def;
+                if (ranges[i].min < 0 ? o->squashfs_level >= 0 : s.level < ranges[i].min || s.level > ranges[i].max)
+                        return -ERANGE;
+                *ret = s;
+                return 0;
+        }
+        return -EOPNOTSUPP;
+}
+
+static int squashfs_key(const pf_view *view, const settings *s, uint8_t key[32]) {
+        gcry_md_hd_t md;
+        char line[256];
+        int n;
+
+        if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0)
+                return -ENOMEM;
+        gcry_md_write(md, SQUASHFS_LAYOUT, sizeof(SQUASHFS_LAYOUT));
+        gcry_md_write(md, view->closure->id, 32);
+        gcry_md_write(md, view->options->id, 32);
+        /* The compressors' libraries too: a new one may give other bytes. */
+        n = snprintf(line, sizeof(line), "%s %d %u libsquashfs %s zstd %s lzma %s", s->compressor, s->level,
+                     BLOCK_SIZE, PF_LIBSQUASHFS_VERSION, ZSTD_versionString(), lzma_version_string());
+        gcry_md_write(md, line, (size_t) n + 1);
+        memcpy(key, gcry_md_read(md, GCRY_MD_SHA256), 32);
+        gcry_md_close(md);
+        return 0;
+}
+
+/* --- Building. */
+
+typedef struct build {
+        const pf_view *view;
+        char what[512];                 /* "demo/pack.squashfs", for logs */
+        pf_sqfs_node *root, *store;
+        pf_sqfs_node *stack[256];       /* the walk's directories by depth */
+        sqfs_block_processor_t *proc;
+        uint8_t *buf;
+        uint64_t done;
+        pf_cache_job *job;
+        int error;                      /* the first error of a file's data */
+} build;
+
+static int check_cancel(void) {
+        return pf_cancel_requested() ? -ECANCELED : 0;
+}
+
+/* Feeds FD's SIZE bytes (or DATA's) into the block processor as NODE's data. */
+static int feed_file(build *b, pf_sqfs_node *node, const char *path, uint64_t size, int64_t mtime, const void *data) {
+        _cleanup_close_ int fd = -1;
+        uint64_t left = size;
+        int r;
+
+        r = sqfs_block_processor_begin_file(b->proc, (sqfs_inode_generic_t **) &node->inode, NULL, 0);
+        if (r != 0)
+                return log_error_errno(sqfs_errno(r), "%s: %s", b->what, path);
+        if (data) {
+                r = sqfs_block_processor_append(b->proc, data, size);
+                if (r != 0)
+                        return log_error_errno(sqfs_errno(r), "%s: %s", b->what, path);
+                left = 0;
+        } else {
+                struct stat st;
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+                if (fd < 0)
+                        return log_error_errno(-EIO, "%s: store file %s: %m", b->what, path);
+                if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size != size ||
+                    (int64_t) st.st_mtime != mtime) {
+                        log_error("%s: store file %s changed since it was planned (size or mtime)", b->what, path);
+                        return -EIO;
+                }
+                (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        }
+        while (left > 0) {
+                ssize_t n = read(fd, b->buf, MIN(left, READ_SIZE));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        if (n < 0)
+                                log_error("%s: reading store file %s: %m", b->what, path);
+                        else
+                                log_error("%s: store file %s changed since it was planned (shorter)", b->what, path);
+                        return -EIO;
+                }
+                r = sqfs_block_processor_append(b->proc, b->buf, (size_t) n);
+                if (r != 0)
+                        return log_error_errno(sqfs_errno(r), "%s: compressing %s", b->what, path);
+                left -= (uint64_t) n;
+                b->done += (uint64_t) n;
+                if ((r = check_cancel()) < 0)
+                        return r;
+        }
+        if (fd >= 0) {
+                /* Longer than planned is a change too. */
+                ssize_t n = read(fd, b->buf, 1);
+                if (n != 0) {
+                        log_error("%s: store file %s changed since it was planned (longer)", b->what, path);
+                        return -EIO;
+                }
+        }
+        r = sqfs_block_processor_end_file(b->proc);
+        if (r != 0)
+                return log_error_errno(sqfs_errno(r), "%s: %s", b->what, path);
+        pf_cache_job_progress(b->job, b->done, 0);
+        return 0;
+}
+
+static int on_entry(void *userdata, const pf_walk_entry *e) {
+        build *b = userdata;
+        pf_sqfs_node *parent, *node;
+        const char *name;
+        int r;
+
+        if (e->depth >= ELEMENTSOF(b->stack)) {
+                log_error("%s: %s: nested too deep", b->what, e->path);
+                return -ENAMETOOLONG;
+        }
+        parent = e->depth == 0 ? b->store : b->stack[e->depth - 1];
+        name = strrchr(e->path, '/') + 1;
+        r = pf_sqfs_node_add(parent, name, e->mode, S_ISLNK(e->mode) ? e->link_target : NULL, &node);
+        if (r < 0)
+                return r;
+        if (S_ISDIR(e->mode))
+                b->stack[e->depth] = node;
+        else if (S_ISREG(e->mode))
+                return feed_file(b, node, e->path, e->size, e->mtime, NULL);
+        return 0;
+}
+
+/* The Singularity layout, the mount points and the profile's symlinks. */
+static int add_layout(build *b) {
+        const pf_view *view = b->view;
+        const pf_options *o = view->options;
+        const char *root = view->closure->root;
+        pf_sqfs_node *dir, *node;
+        char **env = NULL;
+        _cleanup_free_ char *text = NULL;
+        bool has_bin = false;
+        int r;
+
+        static const char *const mount_points[] = { "/proc", "/sys", "/dev", "/home" };
+        for (size_t i = 0; i < ELEMENTSOF(mount_points); i++)
+                if ((r = pf_sqfs_mkdir_p(b->root, mount_points[i], 0555, NULL)) < 0)
+                        return r;
+        /* /tmp is 1777 even when the store lies below it (tests' stores do). */
+        if ((r = pf_sqfs_mkdir_p(b->root, "/tmp", 01777, &dir)) < 0)
+                return r;
+        dir->mode = S_IFDIR | 01777;
+
+        /* Symlinks, relative to their directory (Singularity 2.x wants them so). */
+        for (size_t i = 0; i <= o->n_symlinks; i++) {
+                const char *source = i < o->n_symlinks ? o->symlinks[i].source : "/bin";
+                const char *rel = i < o->n_symlinks ? o->symlinks[i].target : "bin";
+                _cleanup_free_ char *parent = strdup(source), *target = NULL, *link = NULL;
+                if (i == o->n_symlinks && has_bin)
+                        break;
+                has_bin = has_bin || !strcmp(source, "/bin");
+                if (!parent || asprintf(&target, "%s%s%s", root, *rel ? "/" : "", rel) < 0)
+                        return -ENOMEM;
+                *strrchr(parent, '/') = 0;
+                r = pf_sqfs_mkdir_p(b->root, parent, 0755, &dir);
+                if (r < 0)
+                        return log_error_errno(r, "%s: symlink %s: its directory", b->what, source);
+                if ((r = pf_sqfs_relative_target(*parent ? parent : "/", target, &link)) < 0)
+                        return r;
+                if ((r = pf_sqfs_node_add(dir, strrchr(source, '/') + 1, S_IFLNK | 0777, link, NULL)) < 0)
+                        return r;
+        }
+
+        /* /.singularity.d */
+        if ((r = pf_sqfs_mkdir_p(b->root, "/.singularity.d/actions", 0555, NULL)) < 0 ||
+            (r = pf_sqfs_mkdir_p(b->root, "/.singularity.d/env", 0555, &dir)) < 0)
+                return r;
+        pf_sqfs_lookup(b->root, "/.singularity.d")->mode = S_IFDIR | 0555;
+        if (o->entry_point) {
+                _cleanup_free_ char *target = NULL, *run = NULL, *runscript = NULL;
+                if (asprintf(&target, "%s/%s", root, o->entry_point) < 0)
+                        return -ENOMEM;
+                if ((r = pf_sqfs_relative_target("/.singularity.d/actions", target, &run)) < 0 ||
+                    (r = pf_sqfs_relative_target("/.singularity.d", target, &runscript)) < 0)
+                        return r;
+                if ((r = pf_sqfs_node_add(pf_sqfs_lookup(b->root, "/.singularity.d/actions"), "run", S_IFLNK | 0777,
+                                          run, NULL)) < 0 ||
+                    (r = pf_sqfs_node_add(pf_sqfs_lookup(b->root, "/.singularity.d"), "runscript", S_IFLNK | 0777,
+                                          runscript, NULL)) < 0)
+                        return r;
+        }
+        r = pf_profile_search_paths(view->store_dir, root, &env);
+        if (r < 0)
+                return log_error_errno(r, "%s: the profile's search paths", b->what);
+        r = pf_sqfs_environment_text(env, &text);
+        pf_strv_free(env);
+        if (r < 0)
+                return r;
+        if ((r = pf_sqfs_node_add(dir, "90-environment.sh", S_IFREG | 0644, NULL, &node)) < 0)
+                return r;
+        return feed_file(b, node, "/.singularity.d/env/90-environment.sh", strlen(text), 0, text);
+}
+
+typedef struct writer {
+        sqfs_meta_writer_t *im;
+        sqfs_dir_writer_t *dirwr;
+        uint16_t id0;
+} writer;
+
+static int write_inode(build *b, writer *w, pf_sqfs_node *n, sqfs_inode_generic_t *inode) {
+        sqfs_u64 block;
+        sqfs_u32 offset;
+        int r;
+
+        inode->base.mode = (sqfs_u16) n->mode;
+        inode->base.uid_idx = w->id0;
+        inode->base.gid_idx = w->id0;
+        inode->base.mod_time = 1;
+        inode->base.inode_number = n->ino;
+        sqfs_meta_writer_get_position(w->im, &block, &offset);
+        n->ref = (block << 16) | offset;
+        r = sqfs_meta_writer_write_inode(w->im, inode);
+        return r != 0 ? log_error_errno(sqfs_errno(r), "%s: writing the inode table", b->what) : 0;
+}
+
+/* Writes DIR's entries' inodes (depth-first), its listing and its own inode. */
+static int write_dir(build *b, writer *w, pf_sqfs_node *dir, uint32_t parent_ino) {
+        sqfs_inode_generic_t *inode;
+        size_t subdirs = 0;
+        int r;
+
+        for (size_t i = 0; i < dir->n_children; i++) {
+                pf_sqfs_node *c = dir->children[i];
+                if (S_ISDIR(c->mode)) {
+                        subdirs++;
+                        r = write_dir(b, w, c, dir->ino);
+                } else if (S_ISREG(c->mode)) {
+                        inode = c->inode;
+                        if (inode->base.type == SQFS_INODE_EXT_FILE) {
+                                inode->data.file_ext.nlink = 1;
+                                inode->data.file_ext.xattr_idx = NO_XATTR;
+                        }
+                        r = write_inode(b, w, c, inode);
+                } else {
+                        size_t len = strlen(c->target);
+                        inode = calloc(1, sizeof(*inode) + len);
+                        if (!inode)
+                                return -ENOMEM;
+                        inode->base.type = SQFS_INODE_SLINK;
+                        inode->data.slink.nlink = 1;
+                        inode->data.slink.target_size = (sqfs_u32) len;
+                        inode->payload_bytes_available = inode->payload_bytes_used = (sqfs_u32) len;
+                        memcpy(inode->extra, c->target, len);
+                        r = write_inode(b, w, c, inode);
+                        free(inode);
+                }
+                if (r < 0)
+                        return r;
+        }
+        r = sqfs_dir_writer_begin(w->dirwr, 0);
+        for (size_t i = 0; i < dir->n_children && r == 0; i++) {
+                pf_sqfs_node *c = dir->children[i];
+                r = sqfs_dir_writer_add_entry(w->dirwr, c->name, c->ino, c->ref, (sqfs_u16) c->mode);
+        }
+        if (r == 0)
+                r = sqfs_dir_writer_end(w->dirwr);
+        if (r != 0)
+                return log_error_errno(sqfs_errno(r), "%s: writing the directory table", b->what);
+        inode = sqfs_dir_writer_create_inode(w->dirwr, 2 + subdirs, NO_XATTR, parent_ino);
+        if (!inode)
+                return -ENOMEM;
+        r = write_inode(b, w, dir, inode);
+        sqfs_free(inode);
+        return r;
+}
+
+static unsigned n_workers(void) {
+        cpu_set_t set;
+
+        /* The cores this process may use (taskset), at least one. */
+        if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+                return (unsigned) CPU_COUNT(&set);
+        return 1;
+}
+
+/* Writes the image of B's view into FD (empty). */
+static int write_image(build *b, const settings *s, int fd) {
+        const pf_view *view = b->view;
+        sqfs_compressor_config_t cfg;
+        sqfs_compressor_t *cmp = NULL;
+        sqfs_super_t super;
+        fd_file *file = NULL;
+        sqfs_block_writer_t *bw = NULL;
+        sqfs_frag_table_t *ft = NULL;
+        sqfs_id_table_t *idt = NULL;
+        sqfs_meta_writer_t *im = NULL, *dm = NULL;
+        sqfs_dir_writer_t *dirwr = NULL;
+        pf_walk_batch *batch = NULL;
+        writer w = {};
+        char *clash = NULL;
+        uint32_t count = 0;
+        unsigned workers = n_workers();
+        int r;
+
+        r = sqfs_compressor_config_init(&cfg, (SQFS_COMPRESSOR) s->id, BLOCK_SIZE, 0);
+        if (r == 0 && s->level >= 0)
+                cfg.level = (sqfs_u32) s->level;
+        if (r == 0)
+                r = sqfs_compressor_create(&cfg, &cmp);
+        if (r != 0) {
+                log_error("%s: libsquashfs cannot compress with %s at level %d", b->what, s->compressor, s->level);
+                return sqfs_errno(r);
+        }
+        file = fd_file_new(fd);
+        if (!file) {
+                r = -ENOMEM;
+                goto out;
+        }
+        sqfs_super_init(&super, BLOCK_SIZE, 1, (SQFS_COMPRESSOR) s->id);
+        super.flags |= SQFS_FLAG_NO_XATTRS;
+        r = sqfs_super_write(&super, &file->base);
+        if (r == 0) {
+                r = cmp->write_options(cmp, &file->base);
+                if (r > 0)
+                        super.flags |= SQFS_FLAG_COMPRESSOR_OPTIONS;
+                r = r < 0 ? r : 0;
+        }
+        if (r != 0)
+                goto sqfs_failed;
+        bw = sqfs_block_writer_create(&file->base, DEVBLK_SIZE, 0);
+        ft = sqfs_frag_table_create(0);
+        idt = sqfs_id_table_create(0);
+        b->buf = malloc(READ_SIZE);
+        if (!bw || !ft || !idt || !b->buf) {
+                r = -ENOMEM;
+                goto out;
+        }
+        r = sqfs_id_table_id_to_index(idt, 0, &w.id0);
+        if (r != 0)
+                goto sqfs_failed;
+        sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
+                                             .num_workers = workers, .max_backlog = 10 * workers,
+                                             .cmp = cmp, .wr = bw, .tbl = ft };
+        r = sqfs_block_processor_create_ex(&desc, &b->proc);
+        if (r != 0)
+                goto sqfs_failed;
+
+        /* The closure, its data streamed into the block processor as it is walked. */
+        r = pf_walk_batch_new(view->cache, view->closure->items, view->closure->n_items, &batch);
+        for (size_t i = 0; i < view->closure->n_items && r >= 0; i++) {
+                bool walked;
+                r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
+                if (r < 0 && r != -ECANCELED && r != -EIO)
+                        log_error_errno(r, "%s: walking %s", b->what, view->closure->items[i].path);
+        }
+        pf_walk_batch_free(batch);
+        if (r < 0)
+                goto out;
+        r = add_layout(b);
+        if (r < 0)
+                goto out;
+        r = sqfs_block_processor_finish(b->proc);
+        if (r != 0)
+                goto sqfs_failed;
+
+        /* Metadata: the inode table, then the directory table. */
+        r = pf_sqfs_tree_finish(b->root, &count, &clash);
+        if (r == -EEXIST) {
+                log_error("%s: %s is given twice (a symlink over a store path?)", b->what, clash);
+                free(clash);
+                goto out;
+        }
+        im = sqfs_meta_writer_create(&file->base, cmp, 0);
+        dm = sqfs_meta_writer_create(&file->base, cmp, SQFS_META_WRITER_KEEP_IN_MEMORY);
+        dirwr = dm ? sqfs_dir_writer_create(dm, 0) : NULL;
+        if (!im || !dm || !dirwr) {
+                r = -ENOMEM;
+                goto out;
+        }
+        w.im = im;
+        w.dirwr = dirwr;
+        super.inode_table_start = file->size;
+        r = write_dir(b, &w, b->root, count + 1);
+        if (r < 0)
+                goto out;
+        if ((r = sqfs_meta_writer_flush(im)) != 0 || (r = sqfs_meta_writer_flush(dm)) != 0)
+                goto sqfs_failed;
+        super.root_inode_ref = b->root->ref;
+        super.directory_table_start = file->size;
+        if ((r = sqfs_meta_write_write_to_file(dm)) != 0)
+                goto sqfs_failed;
+        super.inode_count = count;
+        if ((r = sqfs_frag_table_write(ft, &file->base, &super, cmp)) != 0 ||
+            (r = sqfs_id_table_write(idt, &file->base, &super, cmp)) != 0)
+                goto sqfs_failed;
+        super.bytes_used = file->size;
+        if ((r = sqfs_super_write(&super, &file->base)) != 0)
+                goto sqfs_failed;
+        if (file->size % DEVBLK_SIZE && (r = fd_file_truncate(&file->base, ALIGN_TO(file->size, DEVBLK_SIZE))) != 0)
+                goto sqfs_failed;
+        r = 0;
+        goto out;
+
+sqfs_failed:
+        if (file && file->error)
+                r = log_error_errno(-file->error, "%s: writing the image", b->what);
+        else
+                r = log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
+out:
+        sqfs_destroy(b->proc);
+        b->proc = NULL;
+        sqfs_destroy(dirwr);
+        sqfs_destroy(dm);
+        sqfs_destroy(im);
+        sqfs_destroy(bw);
+        sqfs_destroy(ft);
+        sqfs_destroy(idt);
+        sqfs_destroy(cmp);
+        sqfs_destroy(file);
+        free(b->buf);
+        b->buf = NULL;
+        return r;
+}
+
+static int build_tree(build *b) {
+        int r = pf_sqfs_tree_new(0755, &b->root);
+
+        if (r < 0)
+                return r;
+        return pf_sqfs_mkdir_p(b->root, b->view->store_dir, 0755, &b->store);
+}
+
+/* --- The format. */
+
+static int squashfs_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+        pf_cache_object obj = { .fd = -1 };
+        pf_cache_writer *w = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t key[32];
+        settings s;
+        build b = { .view = view };
+        struct timespec start;
+        int r;
+
+        snprintf(b.what, sizeof(b.what), "%s/%s", view->name, self->file_name);
+        r = resolve_settings(view->options, &s);
+        if (r < 0) {
+                log_error("%s: squashfs-level %d is not one %s takes", b.what, view->options->squashfs_level,
+                          view->options->squashfs_compressor ? view->options->squashfs_compressor : DEFAULT_COMPRESSOR);
+                return -EIO;
+        }
+        r = squashfs_key(view, &s, key);
+        if (r < 0)
+                return r;
+        /* Ahead of use (`prepare`), the reading and the workers started now
+         * run at idle priority (background.h). */
+        pf_background_follow(view->background);
+        if (view->cache && pf_cache_acquire(view->cache, (const uint8_t (*)[32]) key, 1, &obj) == 1)
+                return pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) key, &obj, 1, ret);
+
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        r = pf_cache_writer_new(view->cache, key, &w);
+        if (r < 0)
+                goto out;
+        if (pf_cache_writer_path(w))
+                fd = open(pf_cache_writer_path(w), O_RDWR | O_TRUNC | O_CLOEXEC);
+        else {
+                /* No cache (or its disk is full): an unnamed file in TMPDIR. */
+                const char *tmp = getenv("TMPDIR");
+                fd = open(tmp && *tmp ? tmp : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        }
+        if (fd < 0) {
+                r = log_error_errno(-errno, "%s: the image file", b.what);
+                goto out;
+        }
+        (void) pf_cache_job_begin(view->cache, b.what, view->closure->nar_size, &b.job);
+        r = build_tree(&b);
+        if (r >= 0)
+                r = write_image(&b, &s, fd);
+        if (r < 0)
+                goto out;
+        if (pf_cache_writer_path(w)) {
+                close(TAKE_FD(fd));
+                r = pf_cache_writer_commit(w, &obj);
+                w = NULL;
+                if (r < 0)
+                        goto out;
+        } else {
+                struct stat st;
+                if (fstat(fd, &st) < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                obj = (pf_cache_object) { .fd = TAKE_FD(fd), .size = (uint64_t) st.st_size };
+        }
+        log_info("%s: built in %.1f s (%llu bytes, %s level %d)", b.what, pf_seconds_since(&start),
+                 (unsigned long long) obj.size, s.compressor, s.level);
+        r = pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) key, &obj, 1, ret);
+out:
+        if (r < 0 && r != -ECANCELED) {
+                log_error("%s: not built: %s; nothing was cached", b.what, strerror(-r));
+                if (r != -ENOMEM)
+                        r = -EIO;
+        }
+        pf_cache_job_end(b.job);
+        pf_cache_writer_abort(w);
+        pf_sqfs_tree_free(b.root);
+        return r;
+}
+
+static int squashfs_cached(const pf_format *self, const pf_view *view) {
+        uint8_t key[32];
+        settings s;
+
+        if (!view->cache || resolve_settings(view->options, &s) < 0 || squashfs_key(view, &s, key) < 0)
+                return 0;
+        return pf_cache_contains(view->cache, (const uint8_t (*)[32]) key, 1) == 1;
+}
+
+const pf_format pf_format_squashfs = { .file_name = "pack.squashfs", .plan = squashfs_plan, .cached = squashfs_cached };

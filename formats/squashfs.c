@@ -776,7 +776,7 @@ static int write_image(build *b, const settings *s, int fd) {
         if (r != 0)
                 goto sqfs_failed;
         sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
-                                             .num_workers = workers, .max_backlog = 10 * workers,
+                                             .num_workers = workers, .max_backlog = 64 * workers,
                                              .cmp = cmp, .wr = bw, .tbl = ft };
         r = sqfs_block_processor_create_ex(&desc, &b->proc);
         if (r != 0)

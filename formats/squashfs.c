@@ -474,7 +474,8 @@ typedef struct build {
         const pf_view *view;
         char what[512];                 /* "demo/pack.squashfs", for logs */
         pf_sqfs_node *root, *store;
-        pf_sqfs_node *stack[256];       /* the walk's directories by depth */
+        pf_sqfs_node **stack;           /* the walk's directories by depth */
+        size_t stack_size;
         sqfs_block_processor_t *proc;
         uint8_t *buf;
         uint64_t done;
@@ -552,9 +553,13 @@ static int on_entry(void *userdata, const pf_walk_entry *e) {
         const char *name;
         int r;
 
-        if (e->depth >= ELEMENTSOF(b->stack)) {
-                log_error("%s: %s: nested too deep", b->what, e->path);
-                return -ENAMETOOLONG;
+        if (e->depth >= b->stack_size) {
+                size_t size = MAX(b->stack_size * 2, (size_t) e->depth + 16);
+                pf_sqfs_node **ns = reallocarray(b->stack, size, sizeof(*ns));
+                if (!ns)
+                        return -ENOMEM;
+                b->stack = ns;
+                b->stack_size = size;
         }
         parent = e->depth == 0 ? b->store : b->stack[e->depth - 1];
         name = strrchr(e->path, '/') + 1;
@@ -942,6 +947,7 @@ out:
         pf_cache_job_end(b.job);
         pf_cache_writer_abort(w);
         pf_sqfs_tree_free(b.root);
+        free(b.stack);
         return r;
 }
 

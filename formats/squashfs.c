@@ -63,7 +63,7 @@
 #include "squashfs.h"
 
 /* Bump when the image's layout or the way it is written changes. */
-#define SQUASHFS_LAYOUT "packfs-squashfs-1"
+#define SQUASHFS_LAYOUT "packfs-squashfs-2"
 #define BLOCK_SIZE (128u * 1024u)      /* mksquashfs's default */
 #define DEVBLK_SIZE 4096u               /* the image is padded to it, as mksquashfs does */
 #define READ_SIZE ((size_t) 1 << 20)
@@ -476,11 +476,14 @@ typedef struct build {
         pf_sqfs_node *root, *store;
         pf_sqfs_node **stack;           /* the walk's directories by depth */
         size_t stack_size;
-        sqfs_block_processor_t *proc;
+        sqfs_block_processor_t *proc;  /* NULL while an item's blocks come from the cache */
+        pf_sqfs_node **files;           /* the current item's regular files, in walk order */
+        size_t n_files, files_cap;
         uint8_t *buf;
         uint64_t done;
         pf_cache_job *job;
-        int error;                      /* the first error of a file's data */
+        unsigned workers;
+        size_t items_cached;
 } build;
 
 static int check_cancel(void) {
@@ -568,8 +571,19 @@ static int on_entry(void *userdata, const pf_walk_entry *e) {
                 return r;
         if (S_ISDIR(e->mode))
                 b->stack[e->depth] = node;
-        else if (S_ISREG(e->mode))
-                return feed_file(b, node, e->path, e->size, e->mtime, NULL);
+        else if (S_ISREG(e->mode)) {
+                if (b->n_files == b->files_cap) {
+                        size_t cap = MAX(b->files_cap * 2, (size_t) 64);
+                        pf_sqfs_node **nf = reallocarray(b->files, cap, sizeof(*nf));
+                        if (!nf)
+                                return -ENOMEM;
+                        b->files = nf;
+                        b->files_cap = cap;
+                }
+                b->files[b->n_files++] = node;
+                if (b->proc)
+                        return feed_file(b, node, e->path, e->size, e->mtime, NULL);
+        }
         return 0;
 }
 
@@ -725,6 +739,336 @@ static unsigned n_workers(void) {
         return 1;
 }
 
+/* --- Store items' blocks, cached one object per item.
+ *
+ * An item's data blocks and fragment blocks depend only on its files and the
+ * compressor's settings: each item goes through a block processor of its own,
+ * into a cache object that holds them (offsets relative to the object, its
+ * fragments in fragment blocks of its own), followed by a trailer that says
+ * where each of its regular files (in walk order) and fragments are:
+ *
+ *   blocks | n_files n_frags | frags: (u64 offset, u32 size)... |
+ *   files: (u64 size, u64 start, u64 sparse, u32 frag_index, u32 frag_offset,
+ *           u32 n_blocks, u32 block_size...)... | u64 blocks_size, u64 trailer_size, magic
+ *
+ * The image copies each item's blocks in and shifts the offsets and fragment
+ * indices, so a new generation compresses again only the items that changed. */
+
+#define ITEM_LAYOUT "packfs-squashfs-item-1"
+static const char item_magic[8] = "PFSQITM1";
+
+typedef struct trailer {
+        uint8_t *data;
+        size_t size, pos;
+        uint64_t blocks_size;
+} trailer;
+
+static int trailer_get(trailer *t, void *out, size_t len) {
+        if (t->size - t->pos < len)
+                return -EBADMSG;
+        memcpy(out, t->data + t->pos, len);
+        t->pos += len;
+        return 0;
+}
+
+static void item_key(const pf_closure_item *item, const settings *s, uint8_t key[32]) {
+        char line[256];
+        int n = snprintf(line, sizeof(line), "%s %d %u libsquashfs %s zstd %s lzma %s", s->compressor, s->level,
+                         BLOCK_SIZE, PF_LIBSQUASHFS_VERSION, ZSTD_versionString(), lzma_version_string());
+
+        gcry_md_hash_buffers(GCRY_MD_SHA256, 0, key,
+                             (gcry_buffer_t[]) { { .data = (void *) ITEM_LAYOUT, .len = sizeof(ITEM_LAYOUT) },
+                                                 { .data = item->path, .len = strlen(item->path) + 1 },
+                                                 { .data = item->nar_hash, .len = strlen(item->nar_hash) + 1 },
+                                                 { .data = line, .len = (size_t) n } },
+                             4);
+}
+
+/* Appends the trailer of B's current item (its files' inodes, FT's fragments)
+ * to F, whose blocks end at BLOCKS_SIZE. */
+static int write_trailer(build *b, fd_file *f, sqfs_frag_table_t *ft, uint64_t blocks_size) {
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+        uint32_t n_frags = (uint32_t) sqfs_frag_table_get_size(ft), n_files = (uint32_t) b->n_files;
+        uint64_t footer[2];
+        FILE *m = open_memstream(&data, &size);
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        fwrite(&n_files, 4, 1, m);
+        fwrite(&n_frags, 4, 1, m);
+        for (uint32_t i = 0; i < n_frags; i++) {
+                sqfs_fragment_t frag;
+                uint64_t off;
+                uint32_t sz;
+                if (sqfs_frag_table_lookup(ft, i, &frag) != 0) {
+                        fclose(m);
+                        return -EIO;
+                }
+                off = frag.start_offset;
+                sz = frag.size;
+                fwrite(&off, 8, 1, m);
+                fwrite(&sz, 4, 1, m);
+        }
+        for (size_t i = 0; i < b->n_files; i++) {
+                const sqfs_inode_generic_t *inode = b->files[i]->inode;
+                uint64_t fsize = 0, start = 0, sparse = 0;
+                uint32_t idx = NO_XATTR, off = 0, n_blocks = (uint32_t) sqfs_inode_get_file_block_count(inode);
+                sqfs_inode_get_file_size(inode, &fsize);
+                sqfs_inode_get_file_block_start(inode, &start);
+                sqfs_inode_get_frag_location(inode, &idx, &off);
+                if (inode->base.type == SQFS_INODE_EXT_FILE)
+                        sparse = inode->data.file_ext.sparse;
+                fwrite(&fsize, 8, 1, m);
+                fwrite(&start, 8, 1, m);
+                fwrite(&sparse, 8, 1, m);
+                fwrite(&idx, 4, 1, m);
+                fwrite(&off, 4, 1, m);
+                fwrite(&n_blocks, 4, 1, m);
+                fwrite(inode->extra, 4, n_blocks, m);
+        }
+        if (fclose(m) != 0)
+                return -ENOMEM;
+        footer[0] = blocks_size;
+        footer[1] = size;
+        r = fd_file_write_at(&f->base, blocks_size, data, size);
+        if (r == 0)
+                r = fd_file_write_at(&f->base, blocks_size + size, footer, sizeof(footer));
+        if (r == 0)
+                r = fd_file_write_at(&f->base, blocks_size + size + sizeof(footer), item_magic, sizeof(item_magic));
+        return r == 0 ? 0 : -(f->error ? f->error : EIO);
+}
+
+static int read_trailer(int fd, trailer *ret) {
+        uint8_t footer[24];
+        uint64_t size_fields[2];
+        struct stat st;
+        trailer t = {};
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size < (off_t) sizeof(footer) ||
+            pread(fd, footer, sizeof(footer), st.st_size - (off_t) sizeof(footer)) != (ssize_t) sizeof(footer) ||
+            memcmp(footer + 16, item_magic, 8) != 0)
+                return -EBADMSG;
+        memcpy(size_fields, footer, 16);
+        t.blocks_size = size_fields[0];
+        t.size = size_fields[1];
+        if (t.blocks_size + t.size + sizeof(footer) != (uint64_t) st.st_size)
+                return -EBADMSG;
+        t.data = malloc(t.size ? t.size : 1);
+        if (!t.data)
+                return -ENOMEM;
+        if (pread(fd, t.data, t.size, (off_t) t.blocks_size) != (ssize_t) t.size) {
+                free(t.data);
+                return -EIO;
+        }
+        *ret = t;
+        return 0;
+}
+
+static int copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t len, uint8_t *buf) {
+        loff_t i = (loff_t) in_off, o = (loff_t) out_off;
+
+        while (len > 0) {
+                ssize_t n = copy_file_range(in, &i, out, &o, MIN(len, (uint64_t) 1 << 30), 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+                        /* Another filesystem, or no such call: by hand. */
+                        n = pread(in, buf, MIN(len, READ_SIZE), i);
+                        if (n > 0 && pwrite(out, buf, (size_t) n, o) != n)
+                                return -errno ? -errno : -EIO;
+                        if (n > 0) {
+                                i += n;
+                                o += n;
+                        }
+                }
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO;
+                len -= (uint64_t) n;
+        }
+        return 0;
+}
+
+/* Copies an item's blocks from FD into the image at its end, adds its
+ * fragments to FT and gives each of B's files its inode. */
+static int apply_item(build *b, int fd, fd_file *image, sqfs_frag_table_t *ft, const char *item_path) {
+        trailer t = {};
+        uint32_t n_files, n_frags, frag_base = (uint32_t) sqfs_frag_table_get_size(ft);
+        uint64_t at = image->size;
+        int r;
+
+        r = read_trailer(fd, &t);
+        if (r < 0)
+                return log_error_errno(r, "%s: the cached blocks of %s", b->what, item_path);
+        r = copy_range(fd, 0, image->fd, at, t.blocks_size, b->buf);
+        if (r < 0) {
+                log_error_errno(r, "%s: copying the blocks of %s", b->what, item_path);
+                goto out;
+        }
+        image->size = at + t.blocks_size;
+        r = trailer_get(&t, &n_files, 4);
+        if (r >= 0)
+                r = trailer_get(&t, &n_frags, 4);
+        if (r >= 0 && n_files != b->n_files)
+                r = -EBADMSG;
+        for (uint32_t i = 0; i < n_frags && r >= 0; i++) {
+                uint64_t off;
+                uint32_t size, idx;
+                if ((r = trailer_get(&t, &off, 8)) >= 0 && (r = trailer_get(&t, &size, 4)) >= 0 &&
+                    sqfs_frag_table_append(ft, at + off, size, &idx) != 0)
+                        r = -ENOMEM;
+        }
+        for (size_t i = 0; i < b->n_files && r >= 0; i++) {
+                uint64_t fsize, start, sparse;
+                uint32_t idx, off, n_blocks;
+                sqfs_inode_generic_t *inode;
+                if ((r = trailer_get(&t, &fsize, 8)) < 0 || (r = trailer_get(&t, &start, 8)) < 0 ||
+                    (r = trailer_get(&t, &sparse, 8)) < 0 || (r = trailer_get(&t, &idx, 4)) < 0 ||
+                    (r = trailer_get(&t, &off, 4)) < 0 || (r = trailer_get(&t, &n_blocks, 4)) < 0)
+                        break;
+                if (n_blocks > (t.size - t.pos) / 4) {
+                        r = -EBADMSG;
+                        break;
+                }
+                inode = calloc(1, sizeof(*inode) + (size_t) n_blocks * 4);
+                if (!inode) {
+                        r = -ENOMEM;
+                        break;
+                }
+                inode->base.type = SQFS_INODE_FILE;
+                inode->payload_bytes_available = inode->payload_bytes_used = n_blocks * 4;
+                trailer_get(&t, inode->extra, (size_t) n_blocks * 4);
+                if (fsize > UINT32_MAX || at + start > UINT32_MAX || sparse)
+                        sqfs_inode_make_extended(inode);
+                sqfs_inode_set_file_size(inode, fsize);
+                sqfs_inode_set_file_block_start(inode, at + start);
+                sqfs_inode_set_frag_location(inode, idx == NO_XATTR ? NO_XATTR : frag_base + idx,
+                                             idx == NO_XATTR ? 0 : off);
+                if (inode->base.type == SQFS_INODE_EXT_FILE)
+                        inode->data.file_ext.sparse = sparse;
+                sqfs_free(b->files[i]->inode);
+                b->files[i]->inode = inode;
+        }
+        if (r == -EBADMSG)
+                log_error("%s: the cached blocks of %s do not match its files", b->what, item_path);
+out:
+        free(t.data);
+        return r;
+}
+
+/* Item I of the closure: its entries into the tree, its blocks into the
+ * image, from the cache or compressed now (and cached). */
+static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s, sqfs_compressor_t *cmp,
+                    fd_file *image, sqfs_frag_table_t *ft) {
+        const pf_view *view = b->view;
+        const pf_closure_item *item = &view->closure->items[i];
+        bool cacheable = view->cache && item->nar_hash && *item->nar_hash, walked;
+        pf_cache_object obj = { .fd = -1 };
+        pf_cache_writer *w = NULL;
+        fd_file *f = NULL;
+        sqfs_block_writer_t *ibw = NULL;
+        sqfs_frag_table_t *ift = NULL;
+        uint8_t key[32] = {};
+        int fd = -1, r;
+
+        b->n_files = 0;
+        if (cacheable) {
+                item_key(item, s, key);
+                if (pf_cache_acquire(view->cache, (const uint8_t (*)[32]) key, 1, &obj) == 1) {
+                        fd = obj.fd >= 0 ? obj.fd : open(obj.path, O_RDONLY | O_CLOEXEC);
+                        if (fd >= 0) {
+                                r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
+                                if (r >= 0)
+                                        r = apply_item(b, fd, image, ft, item->path);
+                                if (fd != obj.fd)
+                                        close(fd);
+                                pf_cache_object_done(&obj);
+                                pf_cache_unpin(view->cache, key);
+                                b->items_cached += r >= 0;
+                                if (r != -EBADMSG)
+                                        return r;
+                                /* A damaged object: its entries are in the tree
+                                 * already, so no second walk; fail this build. */
+                                return -EIO;
+                        }
+                        pf_cache_object_done(&obj);
+                        pf_cache_unpin(view->cache, key);
+                }
+        }
+
+        /* Compressed now, into an object of its own. */
+        r = pf_cache_writer_new(cacheable ? view->cache : NULL, key, &w);
+        if (r < 0)
+                return r;
+        if (pf_cache_writer_path(w))
+                fd = open(pf_cache_writer_path(w), O_RDWR | O_TRUNC | O_CLOEXEC);
+        else {
+                const char *tmp = getenv("TMPDIR");
+                fd = open(tmp && *tmp ? tmp : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        }
+        if (fd < 0) {
+                r = log_error_errno(-errno, "%s: the blocks of %s", b->what, item->path);
+                goto out;
+        }
+        f = fd_file_new(fd);
+        ibw = f ? sqfs_block_writer_create(&f->base, DEVBLK_SIZE, 0) : NULL;
+        ift = sqfs_frag_table_create(0);
+        if (!f || !ibw || !ift) {
+                r = -ENOMEM;
+                goto out;
+        }
+        sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
+                                             .num_workers = b->workers, .max_backlog = 64 * b->workers,
+                                             .cmp = cmp, .wr = ibw, .tbl = ift };
+        r = sqfs_block_processor_create_ex(&desc, &b->proc);
+        if (r != 0) {
+                r = log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
+                goto out;
+        }
+        r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
+        if (r < 0) {
+                if (r != -ECANCELED && r != -EIO)
+                        log_error_errno(r, "%s: walking %s", b->what, item->path);
+                goto out;
+        }
+        r = sqfs_block_processor_finish(b->proc);
+        if (r != 0) {
+                r = f->error ? log_error_errno(-f->error, "%s: writing the blocks of %s", b->what, item->path)
+                             : log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
+                goto out;
+        }
+        r = write_trailer(b, f, ift, f->size);
+        if (r < 0) {
+                log_error_errno(r, "%s: writing the blocks of %s", b->what, item->path);
+                goto out;
+        }
+        if (pf_cache_writer_path(w)) {
+                r = pf_cache_writer_commit(w, &obj);
+                w = NULL;
+                if (r < 0)
+                        goto out;
+                r = apply_item(b, fd, image, ft, item->path);
+                pf_cache_object_done(&obj);
+                pf_cache_unpin(view->cache, key);
+        } else
+                r = apply_item(b, fd, image, ft, item->path);
+out:
+        sqfs_destroy(b->proc);
+        b->proc = NULL;
+        sqfs_destroy(ibw);
+        sqfs_destroy(ift);
+        sqfs_destroy(f);
+        if (fd >= 0)
+                close(fd);
+        pf_cache_writer_abort(w);
+        return r;
+}
+
 /* Writes the image of B's view into FD (empty). */
 static int write_image(build *b, const settings *s, int fd) {
         const pf_view *view = b->view;
@@ -741,9 +1085,9 @@ static int write_image(build *b, const settings *s, int fd) {
         writer w = {};
         char *clash = NULL;
         uint32_t count = 0;
-        unsigned workers = n_workers();
         int r;
 
+        b->workers = n_workers();
         r = sqfs_compressor_config_init(&cfg, (SQFS_COMPRESSOR) s->id, BLOCK_SIZE, 0);
         if (r == 0 && s->level >= 0)
                 cfg.level = (sqfs_u32) s->level;
@@ -769,35 +1113,37 @@ static int write_image(build *b, const settings *s, int fd) {
         }
         if (r != 0)
                 goto sqfs_failed;
-        bw = sqfs_block_writer_create(&file->base, DEVBLK_SIZE, 0);
         ft = sqfs_frag_table_create(0);
         idt = sqfs_id_table_create(0);
         b->buf = malloc(READ_SIZE);
-        if (!bw || !ft || !idt || !b->buf) {
+        if (!ft || !idt || !b->buf) {
                 r = -ENOMEM;
                 goto out;
         }
         r = sqfs_id_table_id_to_index(idt, 0, &w.id0);
         if (r != 0)
                 goto sqfs_failed;
+
+        /* The closure, item by item: blocks from the cache or compressed now. */
+        r = pf_walk_batch_new(view->cache, view->closure->items, view->closure->n_items, &batch);
+        for (size_t i = 0; i < view->closure->n_items && r >= 0; i++)
+                r = add_item(b, batch, i, s, cmp, file, ft);
+        pf_walk_batch_free(batch);
+        if (r < 0)
+                goto out;
+
+        /* The layout's own files, into the image itself. */
+        bw = sqfs_block_writer_create(&file->base, DEVBLK_SIZE, 0);
+        if (!bw) {
+                r = -ENOMEM;
+                goto out;
+        }
         sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
-                                             .num_workers = workers, .max_backlog = 64 * workers,
+                                             .num_workers = 1, .max_backlog = 4,
                                              .cmp = cmp, .wr = bw, .tbl = ft };
         r = sqfs_block_processor_create_ex(&desc, &b->proc);
         if (r != 0)
                 goto sqfs_failed;
-
-        /* The closure, its data streamed into the block processor as it is walked. */
-        r = pf_walk_batch_new(view->cache, view->closure->items, view->closure->n_items, &batch);
-        for (size_t i = 0; i < view->closure->n_items && r >= 0; i++) {
-                bool walked;
-                r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
-                if (r < 0 && r != -ECANCELED && r != -EIO)
-                        log_error_errno(r, "%s: walking %s", b->what, view->closure->items[i].path);
-        }
-        pf_walk_batch_free(batch);
-        if (r < 0)
-                goto out;
         r = add_layout(b);
         if (r < 0)
                 goto out;
@@ -935,8 +1281,9 @@ static int squashfs_plan(const pf_format *self, const pf_view *view, pf_plan **r
                 }
                 obj = (pf_cache_object) { .fd = TAKE_FD(fd), .size = (uint64_t) st.st_size };
         }
-        log_info("%s: built in %.1f s (%llu bytes, %s level %d)", b.what, pf_seconds_since(&start),
-                 (unsigned long long) obj.size, s.compressor, s.level);
+        log_info("%s: built in %.1f s (%llu bytes, %s level %d; %zu of %zu store items' blocks from the cache)",
+                 b.what, pf_seconds_since(&start), (unsigned long long) obj.size, s.compressor, s.level,
+                 b.items_cached, view->closure->n_items);
         r = pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) key, &obj, 1, ret);
 out:
         if (r < 0 && r != -ECANCELED) {
@@ -948,6 +1295,7 @@ out:
         pf_cache_writer_abort(w);
         pf_sqfs_tree_free(b.root);
         free(b.stack);
+        free(b.files);
         return r;
 }
 

@@ -63,7 +63,7 @@
 #include "squashfs.h"
 
 /* Bump when the image's layout or the way it is written changes. */
-#define SQUASHFS_LAYOUT "packfs-squashfs-2"
+#define SQUASHFS_LAYOUT "packfs-squashfs-3"
 #define BLOCK_SIZE (128u * 1024u)      /* mksquashfs's default */
 #define DEVBLK_SIZE 4096u               /* the image is padded to it, as mksquashfs does */
 #define READ_SIZE ((size_t) 1 << 20)
@@ -331,11 +331,14 @@ static int sqfs_errno(int r) {
         }
 }
 
-/* The output: an fd of the cache's object file, written with pwrite. */
+/* An output: the file of a cache object, written with pwrite, holding the
+ * image's bytes from offset ORIGIN on (a piece of it: the items' blocks and
+ * the tables that follow them are separate objects). */
 typedef struct fd_file {
         sqfs_file_t base;
         int fd;
-        uint64_t size;
+        uint64_t origin;
+        uint64_t size;                  /* the image's size so far, ORIGIN included */
         int error;                      /* the errno of a failed write */
 } fd_file;
 
@@ -346,6 +349,9 @@ static void fd_file_destroy(sqfs_object_t *o) {
 static int fd_file_read_at(sqfs_file_t *base, sqfs_u64 offset, void *buf, size_t len) {
         fd_file *f = (fd_file *) base;
 
+        if (offset < f->origin)
+                return SQFS_ERROR_OUT_OF_BOUNDS;
+        offset -= f->origin;
         while (len > 0) {
                 ssize_t n = pread(f->fd, buf, len, (off_t) offset);
                 if (n < 0 && errno == EINTR)
@@ -367,6 +373,9 @@ static int fd_file_write_at(sqfs_file_t *base, sqfs_u64 offset, const void *buf,
         fd_file *f = (fd_file *) base;
         uint64_t end = offset + len;
 
+        if (offset < f->origin)
+                return SQFS_ERROR_OUT_OF_BOUNDS;
+        offset -= f->origin;
         while (len > 0) {
                 ssize_t n = pwrite(f->fd, buf, len, (off_t) offset);
                 if (n < 0 && errno == EINTR)
@@ -391,7 +400,7 @@ static sqfs_u64 fd_file_get_size(const sqfs_file_t *base) {
 static int fd_file_truncate(sqfs_file_t *base, sqfs_u64 size) {
         fd_file *f = (fd_file *) base;
 
-        if (ftruncate(f->fd, (off_t) size) < 0) {
+        if (size < f->origin || ftruncate(f->fd, (off_t) (size - f->origin)) < 0) {
                 f->error = errno;
                 return SQFS_ERROR_IO;
         }
@@ -399,7 +408,7 @@ static int fd_file_truncate(sqfs_file_t *base, sqfs_u64 size) {
         return 0;
 }
 
-static fd_file *fd_file_new(int fd) {
+static fd_file *fd_file_new(int fd, uint64_t origin) {
         fd_file *f = calloc(1, sizeof(*f));
 
         if (!f)
@@ -410,6 +419,7 @@ static fd_file *fd_file_new(int fd) {
         f->base.get_size = fd_file_get_size;
         f->base.truncate = fd_file_truncate;
         f->fd = fd;
+        f->origin = f->size = origin;
         return f;
 }
 
@@ -484,6 +494,7 @@ typedef struct build {
         pf_cache_job *job;
         unsigned workers;
         size_t items_cached;
+        uint64_t image_size;            /* the image's bytes placed so far */
 } build;
 
 static int check_cancel(void) {
@@ -739,36 +750,125 @@ static unsigned n_workers(void) {
         return 1;
 }
 
-/* --- Store items' blocks, cached one object per item.
+/* --- The image in pieces.
  *
- * An item's data blocks and fragment blocks depend only on its files and the
- * compressor's settings: each item goes through a block processor of its own,
- * into a cache object that holds them (offsets relative to the object, its
- * fragments in fragment blocks of its own), followed by a trailer that says
+ * The image is the concatenation of cache objects, recorded in a manifest under
+ * its key: a header (the superblock and the compressor's options), each store
+ * item's data and fragment blocks, and a tail (the layout's files, the inode,
+ * directory, fragment and id tables). An item's blocks depend only on its files
+ * and the compressor's settings: each item goes through a block processor of
+ * its own, its fragments into fragment blocks of its own, offsets counted from
+ * the item's first byte, and a record beside the object (its trailer) says
  * where each of its regular files (in walk order) and fragments are:
  *
- *   blocks | n_files n_frags | frags: (u64 offset, u32 size)... |
+ *   u64 blocks_size, u32 n_files, u32 n_frags, frags: (u64 offset, u32 size)...,
  *   files: (u64 size, u64 start, u64 sparse, u32 frag_index, u32 frag_offset,
- *           u32 n_blocks, u32 block_size...)... | u64 blocks_size, u64 trailer_size, magic
+ *           u32 n_blocks, u32 block_size...)...
  *
- * The image copies each item's blocks in and shifts the offsets and fragment
- * indices, so a new generation compresses again only the items that changed. */
+ * The tables give each file its offsets shifted by where its item lands, so a
+ * new generation compresses only the items that changed, and shares the
+ * others' objects with the images that hold them. */
 
 #define ITEM_LAYOUT "packfs-squashfs-item-1"
-static const char item_magic[8] = "PFSQITM1";
 
-typedef struct trailer {
-        uint8_t *data;
-        size_t size, pos;
-        uint64_t blocks_size;
-} trailer;
+typedef struct pieces {
+        uint8_t (*keys)[32];
+        pf_cache_object *objs;
+        size_t n, cap;
+} pieces;
 
-static int trailer_get(trailer *t, void *out, size_t len) {
-        if (t->size - t->pos < len)
-                return -EBADMSG;
-        memcpy(out, t->data + t->pos, len);
-        t->pos += len;
+static int pieces_add(pieces *p, const uint8_t key[32], pf_cache_object *obj) {
+        if (p->n == p->cap) {
+                size_t cap = MAX(p->cap * 2, (size_t) 16);
+                uint8_t (*nk)[32] = reallocarray(p->keys, cap, sizeof(*nk));
+                if (nk)
+                        p->keys = nk;
+                pf_cache_object *no = nk ? reallocarray(p->objs, cap, sizeof(*no)) : NULL;
+                if (!no)
+                        return -ENOMEM;
+                p->objs = no;
+                p->cap = cap;
+        }
+        memcpy(p->keys[p->n], key, 32);
+        p->objs[p->n++] = *obj;
+        *obj = (pf_cache_object) { .fd = -1 };
         return 0;
+}
+
+static void pieces_release(pf_cache *cache, pieces *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                if (p->objs[i].path)
+                        pf_cache_unpin(cache, p->keys[i]);
+                pf_cache_object_done(&p->objs[i]);
+        }
+        free(p->keys);
+        free(p->objs);
+        *p = (pieces) {};
+}
+
+/* A piece being written: into the cache, or into an unnamed file in TMPDIR
+ * when there is none (or its disk is full). */
+typedef struct piece_writer {
+        pf_cache_writer *w;
+        int fd;
+        uint8_t key[32];
+} piece_writer;
+
+static int piece_begin(pf_cache *cache, const uint8_t key[32], piece_writer *ret) {
+        piece_writer pw = { .fd = -1 };
+        int r = pf_cache_writer_new(cache, key, &pw.w);
+
+        if (r < 0)
+                return r;
+        memcpy(pw.key, key, 32);
+        if (pf_cache_writer_path(pw.w))
+                pw.fd = open(pf_cache_writer_path(pw.w), O_RDWR | O_TRUNC | O_CLOEXEC);
+        else {
+                const char *tmp = getenv("TMPDIR");
+                pw.fd = open(tmp && *tmp ? tmp : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        }
+        if (pw.fd < 0) {
+                r = -errno;
+                pf_cache_writer_abort(pw.w);
+                return r;
+        }
+        *ret = pw;
+        return 0;
+}
+
+static void piece_abort(piece_writer *pw) {
+        if (pw->fd >= 0)
+                close(pw->fd);
+        pf_cache_writer_abort(pw->w);
+        *pw = (piece_writer) { .fd = -1 };
+}
+
+/* Commits PW into *RET (pinned, or the unnamed file). */
+static int piece_commit(piece_writer *pw, pf_cache_object *ret) {
+        int r;
+
+        if (pf_cache_writer_path(pw->w)) {
+                close(pw->fd);
+                pw->fd = -1;
+                r = pf_cache_writer_commit(pw->w, ret);
+                pw->w = NULL;
+                return r;
+        }
+        struct stat st;
+        if (fstat(pw->fd, &st) < 0)
+                return -errno;
+        *ret = (pf_cache_object) { .fd = pw->fd, .size = (uint64_t) st.st_size };
+        pw->fd = -1;
+        pf_cache_writer_abort(pw->w);
+        pw->w = NULL;
+        return 0;
+}
+
+static void derive_key(const uint8_t base[32], const char *what, uint8_t key[32]) {
+        gcry_md_hash_buffers(GCRY_MD_SHA256, 0, key,
+                             (gcry_buffer_t[]) { { .data = (void *) base, .len = 32 },
+                                                 { .data = (void *) what, .len = strlen(what) + 1 } },
+                             2);
 }
 
 static void item_key(const pf_closure_item *item, const settings *s, uint8_t key[32]) {
@@ -784,18 +884,29 @@ static void item_key(const pf_closure_item *item, const settings *s, uint8_t key
                              4);
 }
 
-/* Appends the trailer of B's current item (its files' inodes, FT's fragments)
- * to F, whose blocks end at BLOCKS_SIZE. */
-static int write_trailer(build *b, fd_file *f, sqfs_frag_table_t *ft, uint64_t blocks_size) {
-        _cleanup_free_ char *data = NULL;
+typedef struct trailer {
+        const uint8_t *data;
+        size_t size, pos;
+} trailer;
+
+static int trailer_get(trailer *t, void *out, size_t len) {
+        if (t->size - t->pos < len)
+                return -EBADMSG;
+        memcpy(out, t->data + t->pos, len);
+        t->pos += len;
+        return 0;
+}
+
+/* The trailer of B's current item: its files' inodes, FT's fragments. Malloc'd. */
+static int make_trailer(build *b, sqfs_frag_table_t *ft, uint64_t blocks_size, char **ret, size_t *ret_size) {
+        char *data = NULL;
         size_t size = 0;
         uint32_t n_frags = (uint32_t) sqfs_frag_table_get_size(ft), n_files = (uint32_t) b->n_files;
-        uint64_t footer[2];
         FILE *m = open_memstream(&data, &size);
-        int r;
 
         if (!m)
                 return -ENOMEM;
+        fwrite(&blocks_size, 8, 1, m);
         fwrite(&n_files, 4, 1, m);
         fwrite(&n_frags, 4, 1, m);
         for (uint32_t i = 0; i < n_frags; i++) {
@@ -804,6 +915,7 @@ static int write_trailer(build *b, fd_file *f, sqfs_frag_table_t *ft, uint64_t b
                 uint32_t sz;
                 if (sqfs_frag_table_lookup(ft, i, &frag) != 0) {
                         fclose(m);
+                        free(data);
                         return -EIO;
                 }
                 off = frag.start_offset;
@@ -828,121 +940,53 @@ static int write_trailer(build *b, fd_file *f, sqfs_frag_table_t *ft, uint64_t b
                 fwrite(&n_blocks, 4, 1, m);
                 fwrite(inode->extra, 4, n_blocks, m);
         }
-        if (fclose(m) != 0)
+        if (fclose(m) != 0) {
+                free(data);
                 return -ENOMEM;
-        footer[0] = blocks_size;
-        footer[1] = size;
-        r = fd_file_write_at(&f->base, blocks_size, data, size);
-        if (r == 0)
-                r = fd_file_write_at(&f->base, blocks_size + size, footer, sizeof(footer));
-        if (r == 0)
-                r = fd_file_write_at(&f->base, blocks_size + size + sizeof(footer), item_magic, sizeof(item_magic));
-        return r == 0 ? 0 : -(f->error ? f->error : EIO);
-}
-
-static int read_trailer(int fd, trailer *ret) {
-        uint8_t footer[24];
-        uint64_t size_fields[2];
-        struct stat st;
-        trailer t = {};
-
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (st.st_size < (off_t) sizeof(footer) ||
-            pread(fd, footer, sizeof(footer), st.st_size - (off_t) sizeof(footer)) != (ssize_t) sizeof(footer) ||
-            memcmp(footer + 16, item_magic, 8) != 0)
-                return -EBADMSG;
-        memcpy(size_fields, footer, 16);
-        t.blocks_size = size_fields[0];
-        t.size = size_fields[1];
-        if (t.blocks_size + t.size + sizeof(footer) != (uint64_t) st.st_size)
-                return -EBADMSG;
-        t.data = malloc(t.size ? t.size : 1);
-        if (!t.data)
-                return -ENOMEM;
-        if (pread(fd, t.data, t.size, (off_t) t.blocks_size) != (ssize_t) t.size) {
-                free(t.data);
-                return -EIO;
         }
-        *ret = t;
+        *ret = data;
+        *ret_size = size;
         return 0;
 }
 
-static int copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t len, uint8_t *buf) {
-        loff_t i = (loff_t) in_off, o = (loff_t) out_off;
-
-        while (len > 0) {
-                ssize_t n = copy_file_range(in, &i, out, &o, MIN(len, (uint64_t) 1 << 30), 0);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-                        /* Another filesystem, or no such call: by hand. */
-                        n = pread(in, buf, MIN(len, READ_SIZE), i);
-                        if (n > 0 && pwrite(out, buf, (size_t) n, o) != n)
-                                return -errno ? -errno : -EIO;
-                        if (n > 0) {
-                                i += n;
-                                o += n;
-                        }
-                }
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -EIO;
-                len -= (uint64_t) n;
-        }
-        return 0;
-}
-
-/* Copies an item's blocks from FD into the image at its end, adds its
- * fragments to FT and gives each of B's files its inode. */
-static int apply_item(build *b, int fd, fd_file *image, sqfs_frag_table_t *ft, const char *item_path) {
-        trailer t = {};
+/* Places an item whose blocks (BLOCKS_SIZE bytes) come next in the image:
+ * adds its fragments to FT and gives each of B's files its inode. -EBADMSG
+ * if the trailer does not fit the files. */
+static int apply_item(build *b, const void *data, size_t size, uint64_t blocks_size, sqfs_frag_table_t *ft) {
+        trailer t = { .data = data, .size = size };
         uint32_t n_files, n_frags, frag_base = (uint32_t) sqfs_frag_table_get_size(ft);
-        uint64_t at = image->size;
+        uint64_t at = b->image_size, recorded;
         int r;
 
-        r = read_trailer(fd, &t);
-        if (r < 0)
-                return log_error_errno(r, "%s: the cached blocks of %s", b->what, item_path);
-        r = copy_range(fd, 0, image->fd, at, t.blocks_size, b->buf);
-        if (r < 0) {
-                log_error_errno(r, "%s: copying the blocks of %s", b->what, item_path);
-                goto out;
-        }
-        image->size = at + t.blocks_size;
-        r = trailer_get(&t, &n_files, 4);
-        if (r >= 0)
-                r = trailer_get(&t, &n_frags, 4);
-        if (r >= 0 && n_files != b->n_files)
-                r = -EBADMSG;
-        for (uint32_t i = 0; i < n_frags && r >= 0; i++) {
+        if ((r = trailer_get(&t, &recorded, 8)) < 0 || (r = trailer_get(&t, &n_files, 4)) < 0 ||
+            (r = trailer_get(&t, &n_frags, 4)) < 0)
+                return r;
+        if (recorded != blocks_size || n_files != b->n_files)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < n_frags; i++) {
                 uint64_t off;
-                uint32_t size, idx;
-                if ((r = trailer_get(&t, &off, 8)) >= 0 && (r = trailer_get(&t, &size, 4)) >= 0 &&
-                    sqfs_frag_table_append(ft, at + off, size, &idx) != 0)
-                        r = -ENOMEM;
+                uint32_t fsize, idx;
+                if ((r = trailer_get(&t, &off, 8)) < 0 || (r = trailer_get(&t, &fsize, 4)) < 0)
+                        return r;
+                if (sqfs_frag_table_append(ft, at + off, fsize, &idx) != 0)
+                        return -ENOMEM;
         }
-        for (size_t i = 0; i < b->n_files && r >= 0; i++) {
+        for (size_t i = 0; i < b->n_files; i++) {
                 uint64_t fsize, start, sparse;
                 uint32_t idx, off, n_blocks;
                 sqfs_inode_generic_t *inode;
                 if ((r = trailer_get(&t, &fsize, 8)) < 0 || (r = trailer_get(&t, &start, 8)) < 0 ||
                     (r = trailer_get(&t, &sparse, 8)) < 0 || (r = trailer_get(&t, &idx, 4)) < 0 ||
                     (r = trailer_get(&t, &off, 4)) < 0 || (r = trailer_get(&t, &n_blocks, 4)) < 0)
-                        break;
-                if (n_blocks > (t.size - t.pos) / 4) {
-                        r = -EBADMSG;
-                        break;
-                }
+                        return r;
+                if (n_blocks > (t.size - t.pos) / 4 || (idx != NO_XATTR && idx >= n_frags))
+                        return -EBADMSG;
                 inode = calloc(1, sizeof(*inode) + (size_t) n_blocks * 4);
-                if (!inode) {
-                        r = -ENOMEM;
-                        break;
-                }
+                if (!inode)
+                        return -ENOMEM;
                 inode->base.type = SQFS_INODE_FILE;
                 inode->payload_bytes_available = inode->payload_bytes_used = n_blocks * 4;
-                trailer_get(&t, inode->extra, (size_t) n_blocks * 4);
+                (void) trailer_get(&t, inode->extra, (size_t) n_blocks * 4);
                 if (fsize > UINT32_MAX || at + start > UINT32_MAX || sparse)
                         sqfs_inode_make_extended(inode);
                 sqfs_inode_set_file_size(inode, fsize);
@@ -954,68 +998,63 @@ static int apply_item(build *b, int fd, fd_file *image, sqfs_frag_table_t *ft, c
                 sqfs_free(b->files[i]->inode);
                 b->files[i]->inode = inode;
         }
-        if (r == -EBADMSG)
-                log_error("%s: the cached blocks of %s do not match its files", b->what, item_path);
-out:
-        free(t.data);
-        return r;
+        b->image_size = at + blocks_size;
+        return t.pos == t.size ? 0 : -EBADMSG;
 }
 
-/* Item I of the closure: its entries into the tree, its blocks into the
+/* Item I of the closure: its entries into the tree, its blocks a piece of the
  * image, from the cache or compressed now (and cached). */
 static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s, sqfs_compressor_t *cmp,
-                    fd_file *image, sqfs_frag_table_t *ft) {
+                    sqfs_frag_table_t *ft, pieces *p) {
         const pf_view *view = b->view;
         const pf_closure_item *item = &view->closure->items[i];
         bool cacheable = view->cache && item->nar_hash && *item->nar_hash, walked;
         pf_cache_object obj = { .fd = -1 };
-        pf_cache_writer *w = NULL;
+        piece_writer pw = { .fd = -1 };
         fd_file *f = NULL;
         sqfs_block_writer_t *ibw = NULL;
         sqfs_frag_table_t *ift = NULL;
-        uint8_t key[32] = {};
-        int fd = -1, r;
+        uint8_t key[32] = {}, tkey[32] = {};
+        char *data = NULL;
+        size_t size = 0;
+        int r;
 
         b->n_files = 0;
         if (cacheable) {
                 item_key(item, s, key);
-                if (pf_cache_acquire(view->cache, (const uint8_t (*)[32]) key, 1, &obj) == 1) {
-                        fd = obj.fd >= 0 ? obj.fd : open(obj.path, O_RDONLY | O_CLOEXEC);
-                        if (fd >= 0) {
+                derive_key(key, "trailer", tkey);
+                if (pf_cache_record_get(view->cache, tkey, (void **) &data, &size) >= 0) {
+                        if (pf_cache_acquire(view->cache, (const uint8_t (*)[32]) key, 1, &obj) == 1) {
                                 r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
                                 if (r >= 0)
-                                        r = apply_item(b, fd, image, ft, item->path);
-                                if (fd != obj.fd)
-                                        close(fd);
-                                pf_cache_object_done(&obj);
+                                        r = apply_item(b, data, size, obj.size, ft);
+                                free(data);
+                                if (r >= 0) {
+                                        b->items_cached++;
+                                        return pieces_add(p, key, &obj);
+                                }
                                 pf_cache_unpin(view->cache, key);
-                                b->items_cached += r >= 0;
-                                if (r != -EBADMSG)
-                                        return r;
-                                /* A damaged object: its entries are in the tree
-                                 * already, so no second walk; fail this build. */
-                                return -EIO;
+                                pf_cache_object_done(&obj);
+                                if (r == -EBADMSG) {
+                                        /* Its entries are in the tree already: no second
+                                         * walk; this build fails, the next one redoes it. */
+                                        log_error("%s: the cached blocks of %s do not match its files", b->what,
+                                                  item->path);
+                                        (void) pf_cache_record_drop(view->cache, tkey);
+                                        return -EIO;
+                                }
+                                return r;
                         }
-                        pf_cache_object_done(&obj);
-                        pf_cache_unpin(view->cache, key);
+                        free(data);
+                        data = NULL;
                 }
         }
 
         /* Compressed now, into an object of its own. */
-        r = pf_cache_writer_new(cacheable ? view->cache : NULL, key, &w);
+        r = piece_begin(cacheable ? view->cache : NULL, key, &pw);
         if (r < 0)
-                return r;
-        if (pf_cache_writer_path(w))
-                fd = open(pf_cache_writer_path(w), O_RDWR | O_TRUNC | O_CLOEXEC);
-        else {
-                const char *tmp = getenv("TMPDIR");
-                fd = open(tmp && *tmp ? tmp : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        }
-        if (fd < 0) {
-                r = log_error_errno(-errno, "%s: the blocks of %s", b->what, item->path);
-                goto out;
-        }
-        f = fd_file_new(fd);
+                return log_error_errno(r, "%s: the blocks of %s", b->what, item->path);
+        f = fd_file_new(pw.fd, 0);
         ibw = f ? sqfs_block_writer_create(&f->base, DEVBLK_SIZE, 0) : NULL;
         ift = sqfs_frag_table_create(0);
         if (!f || !ibw || !ift) {
@@ -1042,48 +1081,52 @@ static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s,
                              : log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
                 goto out;
         }
-        r = write_trailer(b, f, ift, f->size);
-        if (r < 0) {
-                log_error_errno(r, "%s: writing the blocks of %s", b->what, item->path);
+        r = make_trailer(b, ift, f->size, &data, &size);
+        if (r < 0)
                 goto out;
-        }
-        if (pf_cache_writer_path(w)) {
-                r = pf_cache_writer_commit(w, &obj);
-                w = NULL;
-                if (r < 0)
-                        goto out;
-                r = apply_item(b, fd, image, ft, item->path);
-                pf_cache_object_done(&obj);
+        r = piece_commit(&pw, &obj);
+        if (r < 0)
+                goto out;
+        r = apply_item(b, data, size, obj.size, ft);
+        if (r >= 0 && cacheable && obj.path)
+                (void) pf_cache_record_put(view->cache, tkey, data, size);
+        if (r >= 0)
+                r = pieces_add(p, key, &obj);
+        if (obj.path)
                 pf_cache_unpin(view->cache, key);
-        } else
-                r = apply_item(b, fd, image, ft, item->path);
+        pf_cache_object_done(&obj);
 out:
         sqfs_destroy(b->proc);
         b->proc = NULL;
         sqfs_destroy(ibw);
         sqfs_destroy(ift);
         sqfs_destroy(f);
-        if (fd >= 0)
-                close(fd);
-        pf_cache_writer_abort(w);
+        piece_abort(&pw);
+        free(data);
         return r;
 }
 
-/* Writes the image of B's view into FD (empty). */
-static int write_image(build *b, const settings *s, int fd) {
+/* Writes the image of B's view as pieces: P gets the header, the items and
+ * the tail, in order. */
+static int write_image(build *b, const settings *s, const uint8_t image_key[32], pieces *p) {
         const pf_view *view = b->view;
+        pf_cache *cache = view->cache;
         sqfs_compressor_config_t cfg;
         sqfs_compressor_t *cmp = NULL;
         sqfs_super_t super;
-        fd_file *file = NULL;
+        piece_writer head = { .fd = -1 }, tail = { .fd = -1 };
+        pf_cache_object head_obj = { .fd = -1 }, tail_obj = { .fd = -1 };
+        fd_file *hf = NULL, *file = NULL;
         sqfs_block_writer_t *bw = NULL;
         sqfs_frag_table_t *ft = NULL;
         sqfs_id_table_t *idt = NULL;
         sqfs_meta_writer_t *im = NULL, *dm = NULL;
         sqfs_dir_writer_t *dirwr = NULL;
         pf_walk_batch *batch = NULL;
+        pieces items = {};
         writer w = {};
         char *clash = NULL;
+        uint8_t key[32];
         uint32_t count = 0;
         int r;
 
@@ -1097,22 +1140,29 @@ static int write_image(build *b, const settings *s, int fd) {
                 log_error("%s: libsquashfs cannot compress with %s at level %d", b->what, s->compressor, s->level);
                 return sqfs_errno(r);
         }
-        file = fd_file_new(fd);
-        if (!file) {
+
+        /* The header, its superblock written again at the end. */
+        derive_key(image_key, "header", key);
+        r = piece_begin(cache, key, &head);
+        if (r < 0)
+                goto out;
+        hf = fd_file_new(head.fd, 0);
+        if (!hf) {
                 r = -ENOMEM;
                 goto out;
         }
         sqfs_super_init(&super, BLOCK_SIZE, 1, (SQFS_COMPRESSOR) s->id);
         super.flags |= SQFS_FLAG_NO_XATTRS;
-        r = sqfs_super_write(&super, &file->base);
+        r = sqfs_super_write(&super, &hf->base);
         if (r == 0) {
-                r = cmp->write_options(cmp, &file->base);
+                r = cmp->write_options(cmp, &hf->base);
                 if (r > 0)
                         super.flags |= SQFS_FLAG_COMPRESSOR_OPTIONS;
                 r = r < 0 ? r : 0;
         }
         if (r != 0)
                 goto sqfs_failed;
+        b->image_size = hf->size;
         ft = sqfs_frag_table_create(0);
         idt = sqfs_id_table_create(0);
         b->buf = malloc(READ_SIZE);
@@ -1125,15 +1175,20 @@ static int write_image(build *b, const settings *s, int fd) {
                 goto sqfs_failed;
 
         /* The closure, item by item: blocks from the cache or compressed now. */
-        r = pf_walk_batch_new(view->cache, view->closure->items, view->closure->n_items, &batch);
+        r = pf_walk_batch_new(cache, view->closure->items, view->closure->n_items, &batch);
         for (size_t i = 0; i < view->closure->n_items && r >= 0; i++)
-                r = add_item(b, batch, i, s, cmp, file, ft);
+                r = add_item(b, batch, i, s, cmp, ft, &items);
         pf_walk_batch_free(batch);
         if (r < 0)
                 goto out;
 
-        /* The layout's own files, into the image itself. */
-        bw = sqfs_block_writer_create(&file->base, DEVBLK_SIZE, 0);
+        /* The tail: the layout's own files, then the tables. */
+        derive_key(image_key, "tail", key);
+        r = piece_begin(cache, key, &tail);
+        if (r < 0)
+                goto out;
+        file = fd_file_new(tail.fd, b->image_size);
+        bw = file ? sqfs_block_writer_create(&file->base, DEVBLK_SIZE, 0) : NULL;
         if (!bw) {
                 r = -ENOMEM;
                 goto out;
@@ -1151,7 +1206,6 @@ static int write_image(build *b, const settings *s, int fd) {
         if (r != 0)
                 goto sqfs_failed;
 
-        /* Metadata: the inode table, then the directory table. */
         r = pf_sqfs_tree_finish(b->root, &count, &clash);
         if (r == -EEXIST) {
                 log_error("%s: %s is given twice (a symlink over a store path?)", b->what, clash);
@@ -1182,16 +1236,33 @@ static int write_image(build *b, const settings *s, int fd) {
             (r = sqfs_id_table_write(idt, &file->base, &super, cmp)) != 0)
                 goto sqfs_failed;
         super.bytes_used = file->size;
-        if ((r = sqfs_super_write(&super, &file->base)) != 0)
-                goto sqfs_failed;
         if (file->size % DEVBLK_SIZE && (r = fd_file_truncate(&file->base, ALIGN_TO(file->size, DEVBLK_SIZE))) != 0)
                 goto sqfs_failed;
-        r = 0;
+        if ((r = sqfs_super_write(&super, &hf->base)) != 0) {
+                file = NULL;
+                goto sqfs_failed;
+        }
+
+        /* header, items, tail */
+        r = piece_commit(&head, &head_obj);
+        if (r >= 0)
+                r = piece_commit(&tail, &tail_obj);
+        if (r < 0)
+                goto out;
+        derive_key(image_key, "header", key);
+        r = pieces_add(p, key, &head_obj);
+        for (size_t i = 0; i < items.n && r >= 0; i++)
+                r = pieces_add(p, items.keys[i], &items.objs[i]);
+        derive_key(image_key, "tail", key);
+        if (r >= 0)
+                r = pieces_add(p, key, &tail_obj);
         goto out;
 
 sqfs_failed:
         if (file && file->error)
                 r = log_error_errno(-file->error, "%s: writing the image", b->what);
+        else if (hf && hf->error)
+                r = log_error_errno(-hf->error, "%s: writing the image", b->what);
         else
                 r = log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
 out:
@@ -1205,6 +1276,20 @@ out:
         sqfs_destroy(idt);
         sqfs_destroy(cmp);
         sqfs_destroy(file);
+        sqfs_destroy(hf);
+        piece_abort(&head);
+        piece_abort(&tail);
+        if (head_obj.path && cache) {
+                derive_key(image_key, "header", key);
+                pf_cache_unpin(cache, key);
+        }
+        pf_cache_object_done(&head_obj);
+        if (tail_obj.path && cache) {
+                derive_key(image_key, "tail", key);
+                pf_cache_unpin(cache, key);
+        }
+        pf_cache_object_done(&tail_obj);
+        pieces_release(cache, &items);
         free(b->buf);
         b->buf = NULL;
         return r;
@@ -1220,14 +1305,44 @@ static int build_tree(build *b) {
 
 /* --- The format. */
 
+/* The image from its manifest: 1 and *ret, 0 if a piece is missing. */
+static int plan_from_manifest(pf_cache *cache, const uint8_t key[32], pf_plan **ret) {
+        _cleanup_free_ uint8_t (*keys)[32] = NULL;
+        _cleanup_free_ pf_cache_object *objs = NULL;
+        size_t n;
+        int r;
+
+        r = pf_cache_manifest_get(cache, key, &keys, &n);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        objs = calloc(MAX(n, (size_t) 1), sizeof(*objs));
+        if (!objs)
+                return -ENOMEM;
+        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) keys, n, objs);
+        if (r < 0)
+                return r;
+        if ((size_t) r < n) {
+                for (size_t i = 0; i < n; i++) {
+                        if (objs[i].path)
+                                pf_cache_unpin(cache, keys[i]);
+                        pf_cache_object_done(&objs[i]);
+                }
+                return 0;
+        }
+        r = pf_plan_over_cache_objects(cache, (const uint8_t (*)[32]) keys, objs, n, ret);
+        return r < 0 ? r : 1;
+}
+
 static int squashfs_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
-        pf_cache_object obj = { .fd = -1 };
-        pf_cache_writer *w = NULL;
-        _cleanup_close_ int fd = -1;
+        pieces p = {};
         uint8_t key[32];
+        uint64_t size = 0;
         settings s;
         build b = { .view = view };
         struct timespec start;
+        bool in_cache = true;
         int r;
 
         snprintf(b.what, sizeof(b.what), "%s/%s", view->name, self->file_name);
@@ -1243,56 +1358,41 @@ static int squashfs_plan(const pf_format *self, const pf_view *view, pf_plan **r
         /* Ahead of use (`prepare`), the reading and the workers started now
          * run at idle priority (background.h). */
         pf_background_follow(view->background);
-        if (view->cache && pf_cache_acquire(view->cache, (const uint8_t (*)[32]) key, 1, &obj) == 1)
-                return pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) key, &obj, 1, ret);
+        if (view->cache) {
+                r = plan_from_manifest(view->cache, key, ret);
+                if (r != 0)
+                        return r < 0 ? -EIO : 0;
+        }
 
         clock_gettime(CLOCK_MONOTONIC, &start);
-        r = pf_cache_writer_new(view->cache, key, &w);
-        if (r < 0)
-                goto out;
-        if (pf_cache_writer_path(w))
-                fd = open(pf_cache_writer_path(w), O_RDWR | O_TRUNC | O_CLOEXEC);
-        else {
-                /* No cache (or its disk is full): an unnamed file in TMPDIR. */
-                const char *tmp = getenv("TMPDIR");
-                fd = open(tmp && *tmp ? tmp : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        }
-        if (fd < 0) {
-                r = log_error_errno(-errno, "%s: the image file", b.what);
-                goto out;
-        }
         (void) pf_cache_job_begin(view->cache, b.what, view->closure->nar_size, &b.job);
         r = build_tree(&b);
         if (r >= 0)
-                r = write_image(&b, &s, fd);
+                r = write_image(&b, &s, key, &p);
         if (r < 0)
                 goto out;
-        if (pf_cache_writer_path(w)) {
-                close(TAKE_FD(fd));
-                r = pf_cache_writer_commit(w, &obj);
-                w = NULL;
-                if (r < 0)
-                        goto out;
-        } else {
-                struct stat st;
-                if (fstat(fd, &st) < 0) {
-                        r = -errno;
-                        goto out;
-                }
-                obj = (pf_cache_object) { .fd = TAKE_FD(fd), .size = (uint64_t) st.st_size };
+        for (size_t i = 0; i < p.n; i++) {
+                size += p.objs[i].size;
+                in_cache = in_cache && p.objs[i].path;
         }
+        if (view->cache && in_cache &&
+            pf_cache_manifest_put(view->cache, key, (const uint8_t (*)[32]) p.keys, p.n) < 0)
+                log_warning("cache: cannot record a manifest; the next mount builds %s again", b.what);
         log_info("%s: built in %.1f s (%llu bytes, %s level %d; %zu of %zu store items' blocks from the cache)",
-                 b.what, pf_seconds_since(&start), (unsigned long long) obj.size, s.compressor, s.level,
+                 b.what, pf_seconds_since(&start), (unsigned long long) size, s.compressor, s.level,
                  b.items_cached, view->closure->n_items);
-        r = pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) key, &obj, 1, ret);
+        r = pf_plan_over_cache_objects(view->cache, (const uint8_t (*)[32]) p.keys, p.objs, p.n, ret);
+        free(p.keys);
+        free(p.objs);
+        p = (pieces) {};
 out:
         if (r < 0 && r != -ECANCELED) {
                 log_error("%s: not built: %s; nothing was cached", b.what, strerror(-r));
                 if (r != -ENOMEM)
                         r = -EIO;
         }
+        pieces_release(view->cache, &p);
         pf_cache_job_end(b.job);
-        pf_cache_writer_abort(w);
         pf_sqfs_tree_free(b.root);
         free(b.stack);
         free(b.files);
@@ -1300,12 +1400,16 @@ out:
 }
 
 static int squashfs_cached(const pf_format *self, const pf_view *view) {
+        _cleanup_free_ uint8_t (*keys)[32] = NULL;
         uint8_t key[32];
+        size_t n;
         settings s;
 
         if (!view->cache || resolve_settings(view->options, &s) < 0 || squashfs_key(view, &s, key) < 0)
                 return 0;
-        return pf_cache_contains(view->cache, (const uint8_t (*)[32]) key, 1) == 1;
+        if (pf_cache_manifest_get(view->cache, key, &keys, &n) < 0)
+                return 0;
+        return pf_cache_contains(view->cache, (const uint8_t (*)[32]) keys, n) == (int) n;
 }
 
 const pf_format pf_format_squashfs = { .file_name = "pack.squashfs", .plan = squashfs_plan, .cached = squashfs_cached };

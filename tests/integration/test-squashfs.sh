@@ -5,8 +5,9 @@
 # store: bytes, modes, symlinks) and by the kernel (mount -o loop,ro, then a
 # static program of the profile run with chroot); the Singularity layout; the
 # compressor and level from the config; exact sizes; listed only once built;
-# the same bytes on every mount, from `packfs build` and on one core; a store
-# file changed since planning gives EIO and a log line.
+# the same bytes on every mount, from `packfs build` and on one core; a new
+# generation compresses only its new store items and gives the bytes a cold
+# build gives; a store file changed since planning gives EIO and a log line.
 #
 # Usage: PACKFS=build/fs/packfs test-squashfs.sh   (or: test-squashfs.sh PACKFS)
 source "$(dirname "$0")/lib.sh"
@@ -144,6 +145,22 @@ check_eq "built on one core: the same bytes" "$want" "$(sha256sum <"$WORK/one.sq
 T "$PACKFS" build --store "$STORE" --db "$DB" --profiles "$PROFILES" --config "$WORK/sq.ini" \
         --cache "$WORK/cache-build" demo/pack.squashfs -o - 2>/dev/null >"$WORK/stdout.sqfs"
 check_eq "packfs build -o - from the cache: the same bytes" "$want" "$(sha256sum <"$WORK/stdout.sqfs" | cut -c1-64)"
+
+# ---- a new generation compresses only what is new ----
+mkdir -p "$WORK/src/new/share"
+echo "new in generation 2" >"$WORK/src/new/share/new.txt"
+NEW=$(add_item "$WORK/src/new")
+make_profile demo "$HELLO" "$DATA" "$NEW"
+sleep 1.5 # past the entry and attribute timeouts
+T stat -c %s "$P" >/dev/null
+check_contains "generation 2: only the new items are compressed" \
+        "demo/pack.squashfs: built in" "$(grep -F "2 of 4 store items' blocks from the cache" "$MOUNT_LOG")"
+T cp "$P" "$WORK/gen2.sqfs"
+T "$PACKFS" build --store "$STORE" --db "$DB" --profiles "$PROFILES" --cache "$WORK/cache-gen2" \
+        --config "$WORK/sq.ini" demo/pack.squashfs -o "$WORK/gen2-cold.sqfs" 2>/dev/null
+check "generation 2 from cached blocks has the bytes of a cold build" cmp "$WORK/gen2.sqfs" "$WORK/gen2-cold.sqfs"
+check_eq "generation 2 holds the new item" "new in generation 2" \
+        "$(unsquashfs -cat "$WORK/gen2.sqfs" "$NEW/share/new.txt" 2>/dev/null)"
 
 # ---- a store file that changed since planning ----
 # Planning pack.tar records the item's member list; the image is then built

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <gcrypt.h>
 #include <lzma.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,6 +481,11 @@ static int squashfs_key(const pf_view *view, const settings *s, uint8_t key[32])
 
 /* --- Building. */
 
+typedef struct file_list {
+        pf_sqfs_node **v;
+        size_t n, cap;
+} file_list;
+
 typedef struct build {
         const pf_view *view;
         char what[512];                 /* "demo/pack.squashfs", for logs */
@@ -487,8 +493,7 @@ typedef struct build {
         pf_sqfs_node **stack;           /* the walk's directories by depth */
         size_t stack_size;
         sqfs_block_processor_t *proc;  /* NULL while an item's blocks come from the cache */
-        pf_sqfs_node **files;           /* the current item's regular files, in walk order */
-        size_t n_files, files_cap;
+        struct file_list *files;        /* the current item's regular files, in walk order */
         uint8_t *buf;
         uint64_t done;
         pf_cache_job *job;
@@ -583,15 +588,16 @@ static int on_entry(void *userdata, const pf_walk_entry *e) {
         if (S_ISDIR(e->mode))
                 b->stack[e->depth] = node;
         else if (S_ISREG(e->mode)) {
-                if (b->n_files == b->files_cap) {
-                        size_t cap = MAX(b->files_cap * 2, (size_t) 64);
-                        pf_sqfs_node **nf = reallocarray(b->files, cap, sizeof(*nf));
+                file_list *l = b->files;
+                if (l->n == l->cap) {
+                        size_t cap = MAX(l->cap * 2, (size_t) 64);
+                        pf_sqfs_node **nf = reallocarray(l->v, cap, sizeof(*nf));
                         if (!nf)
                                 return -ENOMEM;
-                        b->files = nf;
-                        b->files_cap = cap;
+                        l->v = nf;
+                        l->cap = cap;
                 }
-                b->files[b->n_files++] = node;
+                l->v[l->n++] = node;
                 if (b->proc)
                         return feed_file(b, node, e->path, e->size, e->mtime, NULL);
         }
@@ -898,10 +904,11 @@ static int trailer_get(trailer *t, void *out, size_t len) {
 }
 
 /* The trailer of B's current item: its files' inodes, FT's fragments. Malloc'd. */
-static int make_trailer(build *b, sqfs_frag_table_t *ft, uint64_t blocks_size, char **ret, size_t *ret_size) {
+static int make_trailer(const file_list *files, sqfs_frag_table_t *ft, uint64_t blocks_size, char **ret,
+                        size_t *ret_size) {
         char *data = NULL;
         size_t size = 0;
-        uint32_t n_frags = (uint32_t) sqfs_frag_table_get_size(ft), n_files = (uint32_t) b->n_files;
+        uint32_t n_frags = (uint32_t) sqfs_frag_table_get_size(ft), n_files = (uint32_t) files->n;
         FILE *m = open_memstream(&data, &size);
 
         if (!m)
@@ -923,8 +930,8 @@ static int make_trailer(build *b, sqfs_frag_table_t *ft, uint64_t blocks_size, c
                 fwrite(&off, 8, 1, m);
                 fwrite(&sz, 4, 1, m);
         }
-        for (size_t i = 0; i < b->n_files; i++) {
-                const sqfs_inode_generic_t *inode = b->files[i]->inode;
+        for (size_t i = 0; i < files->n; i++) {
+                const sqfs_inode_generic_t *inode = files->v[i]->inode;
                 uint64_t fsize = 0, start = 0, sparse = 0;
                 uint32_t idx = NO_XATTR, off = 0, n_blocks = (uint32_t) sqfs_inode_get_file_block_count(inode);
                 sqfs_inode_get_file_size(inode, &fsize);
@@ -952,7 +959,8 @@ static int make_trailer(build *b, sqfs_frag_table_t *ft, uint64_t blocks_size, c
 /* Places an item whose blocks (BLOCKS_SIZE bytes) come next in the image:
  * adds its fragments to FT and gives each of B's files its inode. -EBADMSG
  * if the trailer does not fit the files. */
-static int apply_item(build *b, const void *data, size_t size, uint64_t blocks_size, sqfs_frag_table_t *ft) {
+static int apply_item(build *b, const file_list *files, const void *data, size_t size, uint64_t blocks_size,
+                      sqfs_frag_table_t *ft) {
         trailer t = { .data = data, .size = size };
         uint32_t n_files, n_frags, frag_base = (uint32_t) sqfs_frag_table_get_size(ft);
         uint64_t at = b->image_size, recorded;
@@ -961,7 +969,7 @@ static int apply_item(build *b, const void *data, size_t size, uint64_t blocks_s
         if ((r = trailer_get(&t, &recorded, 8)) < 0 || (r = trailer_get(&t, &n_files, 4)) < 0 ||
             (r = trailer_get(&t, &n_frags, 4)) < 0)
                 return r;
-        if (recorded != blocks_size || n_files != b->n_files)
+        if (recorded != blocks_size || n_files != files->n)
                 return -EBADMSG;
         for (uint32_t i = 0; i < n_frags; i++) {
                 uint64_t off;
@@ -971,7 +979,7 @@ static int apply_item(build *b, const void *data, size_t size, uint64_t blocks_s
                 if (sqfs_frag_table_append(ft, at + off, fsize, &idx) != 0)
                         return -ENOMEM;
         }
-        for (size_t i = 0; i < b->n_files; i++) {
+        for (size_t i = 0; i < files->n; i++) {
                 uint64_t fsize, start, sparse;
                 uint32_t idx, off, n_blocks;
                 sqfs_inode_generic_t *inode;
@@ -995,114 +1003,182 @@ static int apply_item(build *b, const void *data, size_t size, uint64_t blocks_s
                                              idx == NO_XATTR ? 0 : off);
                 if (inode->base.type == SQFS_INODE_EXT_FILE)
                         inode->data.file_ext.sparse = sparse;
-                sqfs_free(b->files[i]->inode);
-                b->files[i]->inode = inode;
+                sqfs_free(files->v[i]->inode);
+                files->v[i]->inode = inode;
         }
         b->image_size = at + blocks_size;
         return t.pos == t.size ? 0 : -EBADMSG;
 }
 
-/* Item I of the closure: its entries into the tree, its blocks a piece of the
- * image, from the cache or compressed now (and cached). */
-static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s, sqfs_compressor_t *cmp,
-                    sqfs_frag_table_t *ft, pieces *p) {
-        const pf_view *view = b->view;
-        const pf_closure_item *item = &view->closure->items[i];
-        bool cacheable = view->cache && item->nar_hash && *item->nar_hash, walked;
-        pf_cache_object obj = { .fd = -1 };
-        piece_writer pw = { .fd = -1 };
-        fd_file *f = NULL;
-        sqfs_block_writer_t *ibw = NULL;
-        sqfs_frag_table_t *ift = NULL;
-        uint8_t key[32] = {}, tkey[32] = {};
-        char *data = NULL;
-        size_t size = 0;
+/* An item being compressed: fed by the walk, then finished (the last blocks,
+ * its fragment block, the object committed) by a thread of its own while the
+ * next item is fed, and placed in the image in closure order. */
+typedef struct item_job {
+        build *b;
+        const pf_closure_item *item;
+        bool cacheable;
+        uint8_t key[32], tkey[32];
+        file_list files;
+        piece_writer pw;
+        fd_file *f;
+        sqfs_block_writer_t *ibw;
+        sqfs_frag_table_t *ift;
+        sqfs_block_processor_t *proc;
+        pthread_t thread;
+        bool running;
+        int r;
+        char *data;                     /* the trailer */
+        size_t size;
+        pf_cache_object obj;
+} item_job;
+
+static void item_job_free(item_job *j) {
+        if (!j)
+                return;
+        if (j->running)
+                pthread_join(j->thread, NULL);
+        sqfs_destroy(j->proc);
+        sqfs_destroy(j->ibw);
+        sqfs_destroy(j->ift);
+        sqfs_destroy(j->f);
+        piece_abort(&j->pw);
+        if (j->obj.path)
+                pf_cache_unpin(j->b->view->cache, j->key);
+        pf_cache_object_done(&j->obj);
+        free(j->files.v);
+        free(j->data);
+        free(j);
+}
+
+static void *item_finish(void *userdata) {
+        item_job *j = userdata;
+        build *b = j->b;
+        int r = sqfs_block_processor_finish(j->proc);
+
+        if (r != 0)
+                r = j->f->error ? log_error_errno(-j->f->error, "%s: writing the blocks of %s", b->what, j->item->path)
+                                : log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
+        if (r >= 0)
+                r = make_trailer(&j->files, j->ift, j->f->size, &j->data, &j->size);
+        if (r >= 0)
+                r = piece_commit(&j->pw, &j->obj);
+        j->r = r;
+        return NULL;
+}
+
+/* Places a finished job's item and hands its object to P. */
+static int item_place(build *b, item_job *j, sqfs_frag_table_t *ft, pieces *p) {
         int r;
 
-        b->n_files = 0;
-        if (cacheable) {
-                item_key(item, s, key);
-                derive_key(key, "trailer", tkey);
-                if (pf_cache_record_get(view->cache, tkey, (void **) &data, &size) >= 0) {
-                        if (pf_cache_acquire(view->cache, (const uint8_t (*)[32]) key, 1, &obj) == 1) {
+        if (j->running) {
+                pthread_join(j->thread, NULL);
+                j->running = false;
+        }
+        if (j->r < 0)
+                return j->r;
+        r = apply_item(b, &j->files, j->data, j->size, j->obj.size, ft);
+        if (r == -EBADMSG)
+                r = -EIO;
+        if (r >= 0 && j->cacheable && j->obj.path)
+                (void) pf_cache_record_put(b->view->cache, j->tkey, j->data, j->size);
+        if (r >= 0)
+                r = pieces_add(p, j->key, &j->obj);     /* its pin goes with it */
+        return r;
+}
+
+/* Item I of the closure: its entries into the tree; its blocks a piece of the
+ * image, from the cache or compressed now (and cached). PENDING is the item
+ * before it still being finished, placed here first; a new job for I takes
+ * its place. */
+static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s, sqfs_compressor_t *cmp,
+                    sqfs_frag_table_t *ft, pieces *p, item_job **pending) {
+        const pf_view *view = b->view;
+        item_job *j = calloc(1, sizeof(*j));
+        bool walked;
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        *j = (item_job) { .b = b, .item = &view->closure->items[i], .pw = { .fd = -1 }, .obj = { .fd = -1 } };
+        j->cacheable = view->cache && j->item->nar_hash && *j->item->nar_hash;
+        b->files = &j->files;
+        if (j->cacheable) {
+                item_key(j->item, s, j->key);
+                derive_key(j->key, "trailer", j->tkey);
+                if (pf_cache_record_get(view->cache, j->tkey, (void **) &j->data, &j->size) >= 0) {
+                        if (pf_cache_acquire(view->cache, (const uint8_t (*)[32]) j->key, 1, &j->obj) == 1) {
                                 r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
-                                if (r >= 0)
-                                        r = apply_item(b, data, size, obj.size, ft);
-                                free(data);
+                                if (r >= 0 && *pending) {
+                                        r = item_place(b, *pending, ft, p);
+                                        item_job_free(TAKE_PTR(*pending));
+                                }
+                                if (r >= 0) {
+                                        r = apply_item(b, &j->files, j->data, j->size, j->obj.size, ft);
+                                        if (r == -EBADMSG) {
+                                                /* Its entries are in the tree already: no second
+                                                 * walk; this build fails, the next redoes it. */
+                                                log_error("%s: the cached blocks of %s do not match its files",
+                                                          b->what, j->item->path);
+                                                (void) pf_cache_record_drop(view->cache, j->tkey);
+                                                r = -EIO;
+                                        }
+                                }
                                 if (r >= 0) {
                                         b->items_cached++;
-                                        return pieces_add(p, key, &obj);
+                                        r = pieces_add(p, j->key, &j->obj);
                                 }
-                                pf_cache_unpin(view->cache, key);
-                                pf_cache_object_done(&obj);
-                                if (r == -EBADMSG) {
-                                        /* Its entries are in the tree already: no second
-                                         * walk; this build fails, the next one redoes it. */
-                                        log_error("%s: the cached blocks of %s do not match its files", b->what,
-                                                  item->path);
-                                        (void) pf_cache_record_drop(view->cache, tkey);
-                                        return -EIO;
-                                }
+                                item_job_free(j);
                                 return r;
                         }
-                        free(data);
-                        data = NULL;
+                        pf_cache_object_done(&j->obj);
+                        free(j->data);
+                        j->data = NULL;
                 }
         }
 
         /* Compressed now, into an object of its own. */
-        r = piece_begin(cacheable ? view->cache : NULL, key, &pw);
-        if (r < 0)
-                return log_error_errno(r, "%s: the blocks of %s", b->what, item->path);
-        f = fd_file_new(pw.fd, 0);
-        ibw = f ? sqfs_block_writer_create(&f->base, DEVBLK_SIZE, 0) : NULL;
-        ift = sqfs_frag_table_create(0);
-        if (!f || !ibw || !ift) {
+        r = piece_begin(j->cacheable ? view->cache : NULL, j->key, &j->pw);
+        if (r < 0) {
+                log_error_errno(r, "%s: the blocks of %s", b->what, j->item->path);
+                goto fail;
+        }
+        j->f = fd_file_new(j->pw.fd, 0);
+        j->ibw = j->f ? sqfs_block_writer_create(&j->f->base, DEVBLK_SIZE, 0) : NULL;
+        j->ift = sqfs_frag_table_create(0);
+        if (!j->f || !j->ibw || !j->ift) {
                 r = -ENOMEM;
-                goto out;
+                goto fail;
         }
         sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
                                              .num_workers = b->workers, .max_backlog = 64 * b->workers,
-                                             .cmp = cmp, .wr = ibw, .tbl = ift };
-        r = sqfs_block_processor_create_ex(&desc, &b->proc);
+                                             .cmp = cmp, .wr = j->ibw, .tbl = j->ift };
+        r = sqfs_block_processor_create_ex(&desc, &j->proc);
         if (r != 0) {
                 r = log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
-                goto out;
+                goto fail;
         }
+        b->proc = j->proc;
         r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
+        b->proc = NULL;
         if (r < 0) {
                 if (r != -ECANCELED && r != -EIO)
-                        log_error_errno(r, "%s: walking %s", b->what, item->path);
-                goto out;
+                        log_error_errno(r, "%s: walking %s", b->what, j->item->path);
+                goto fail;
         }
-        r = sqfs_block_processor_finish(b->proc);
-        if (r != 0) {
-                r = f->error ? log_error_errno(-f->error, "%s: writing the blocks of %s", b->what, item->path)
-                             : log_error_errno(sqfs_errno(r), "%s: libsquashfs", b->what);
-                goto out;
+        if (*pending) {
+                r = item_place(b, *pending, ft, p);
+                item_job_free(TAKE_PTR(*pending));
+                if (r < 0)
+                        goto fail;
         }
-        r = make_trailer(b, ift, f->size, &data, &size);
+        r = -pthread_create(&j->thread, NULL, item_finish, j);
         if (r < 0)
-                goto out;
-        r = piece_commit(&pw, &obj);
-        if (r < 0)
-                goto out;
-        r = apply_item(b, data, size, obj.size, ft);
-        if (r >= 0 && cacheable && obj.path)
-                (void) pf_cache_record_put(view->cache, tkey, data, size);
-        if (r >= 0)
-                r = pieces_add(p, key, &obj);
-        if (obj.path)
-                pf_cache_unpin(view->cache, key);
-        pf_cache_object_done(&obj);
-out:
-        sqfs_destroy(b->proc);
-        b->proc = NULL;
-        sqfs_destroy(ibw);
-        sqfs_destroy(ift);
-        sqfs_destroy(f);
-        piece_abort(&pw);
-        free(data);
+                goto fail;
+        j->running = true;
+        *pending = j;
+        return 0;
+fail:
+        item_job_free(j);
         return r;
 }
 
@@ -1124,6 +1200,7 @@ static int write_image(build *b, const settings *s, const uint8_t image_key[32],
         sqfs_dir_writer_t *dirwr = NULL;
         pf_walk_batch *batch = NULL;
         pieces items = {};
+        item_job *pending = NULL;
         writer w = {};
         char *clash = NULL;
         uint8_t key[32];
@@ -1177,7 +1254,10 @@ static int write_image(build *b, const settings *s, const uint8_t image_key[32],
         /* The closure, item by item: blocks from the cache or compressed now. */
         r = pf_walk_batch_new(cache, view->closure->items, view->closure->n_items, &batch);
         for (size_t i = 0; i < view->closure->n_items && r >= 0; i++)
-                r = add_item(b, batch, i, s, cmp, ft, &items);
+                r = add_item(b, batch, i, s, cmp, ft, &items, &pending);
+        if (r >= 0 && pending)
+                r = item_place(b, pending, ft, &items);
+        item_job_free(TAKE_PTR(pending));
         pf_walk_batch_free(batch);
         if (r < 0)
                 goto out;
@@ -1395,7 +1475,6 @@ out:
         pf_cache_job_end(b.job);
         pf_sqfs_tree_free(b.root);
         free(b.stack);
-        free(b.files);
         return r;
 }
 

@@ -1086,12 +1086,41 @@ static int item_place(build *b, item_job *j, sqfs_frag_table_t *ft, pieces *p) {
         return r;
 }
 
+/* Items being finished, oldest first: placed in closure order. Small items
+ * are fed faster than one is finished (its fsync above all), so several
+ * finish at once. */
+#define MAX_PENDING 8
+typedef struct job_queue {
+        item_job *v[MAX_PENDING];
+        size_t n;
+} job_queue;
+
+/* Places the oldest pending item. */
+static int place_oldest(build *b, job_queue *q, sqfs_frag_table_t *ft, pieces *p) {
+        item_job *j = q->v[0];
+        int r = item_place(b, j, ft, p);
+
+        item_job_free(j);
+        memmove(q->v, q->v + 1, (--q->n) * sizeof(*q->v));
+        return r;
+}
+
+static int place_all(build *b, job_queue *q, sqfs_frag_table_t *ft, pieces *p) {
+        int r = 0;
+
+        while (q->n > 0) {
+                int k = place_oldest(b, q, ft, p);
+                if (r >= 0)
+                        r = k;
+        }
+        return r;
+}
+
 /* Item I of the closure: its entries into the tree; its blocks a piece of the
- * image, from the cache or compressed now (and cached). PENDING is the item
- * before it still being finished, placed here first; a new job for I takes
- * its place. */
+ * image, from the cache or compressed now (and cached): placed at once, after
+ * the pending ones, or finished by a thread and queued in PENDING. */
 static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s, sqfs_compressor_t *cmp,
-                    sqfs_frag_table_t *ft, pieces *p, item_job **pending) {
+                    sqfs_frag_table_t *ft, pieces *p, job_queue *pending) {
         const pf_view *view = b->view;
         item_job *j = calloc(1, sizeof(*j));
         bool walked;
@@ -1108,10 +1137,8 @@ static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s,
                 if (pf_cache_record_get(view->cache, j->tkey, (void **) &j->data, &j->size) >= 0) {
                         if (pf_cache_acquire(view->cache, (const uint8_t (*)[32]) j->key, 1, &j->obj) == 1) {
                                 r = pf_walk_batch_item(batch, i, on_entry, b, &walked);
-                                if (r >= 0 && *pending) {
-                                        r = item_place(b, *pending, ft, p);
-                                        item_job_free(TAKE_PTR(*pending));
-                                }
+                                if (r >= 0)
+                                        r = place_all(b, pending, ft, p);
                                 if (r >= 0) {
                                         r = apply_item(b, &j->files, j->data, j->size, j->obj.size, ft);
                                         if (r == -EBADMSG) {
@@ -1150,7 +1177,7 @@ static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s,
                 goto fail;
         }
         sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
-                                             .num_workers = b->workers, .max_backlog = 64 * b->workers,
+                                             .num_workers = b->workers, .max_backlog = 16 * b->workers,
                                              .cmp = cmp, .wr = j->ibw, .tbl = j->ift };
         r = sqfs_block_processor_create_ex(&desc, &j->proc);
         if (r != 0) {
@@ -1165,17 +1192,13 @@ static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s,
                         log_error_errno(r, "%s: walking %s", b->what, j->item->path);
                 goto fail;
         }
-        if (*pending) {
-                r = item_place(b, *pending, ft, p);
-                item_job_free(TAKE_PTR(*pending));
-                if (r < 0)
-                        goto fail;
-        }
+        if (pending->n == MAX_PENDING && (r = place_oldest(b, pending, ft, p)) < 0)
+                goto fail;
         r = -pthread_create(&j->thread, NULL, item_finish, j);
         if (r < 0)
                 goto fail;
         j->running = true;
-        *pending = j;
+        pending->v[pending->n++] = j;
         return 0;
 fail:
         item_job_free(j);
@@ -1200,7 +1223,7 @@ static int write_image(build *b, const settings *s, const uint8_t image_key[32],
         sqfs_dir_writer_t *dirwr = NULL;
         pf_walk_batch *batch = NULL;
         pieces items = {};
-        item_job *pending = NULL;
+        job_queue pending = {};
         writer w = {};
         char *clash = NULL;
         uint8_t key[32];
@@ -1255,9 +1278,10 @@ static int write_image(build *b, const settings *s, const uint8_t image_key[32],
         r = pf_walk_batch_new(cache, view->closure->items, view->closure->n_items, &batch);
         for (size_t i = 0; i < view->closure->n_items && r >= 0; i++)
                 r = add_item(b, batch, i, s, cmp, ft, &items, &pending);
-        if (r >= 0 && pending)
-                r = item_place(b, pending, ft, &items);
-        item_job_free(TAKE_PTR(pending));
+        if (r >= 0)
+                r = place_all(b, &pending, ft, &items);
+        while (pending.n > 0)
+                item_job_free(pending.v[--pending.n]);
         pf_walk_batch_free(batch);
         if (r < 0)
                 goto out;

@@ -12,18 +12,22 @@
  *   is given for /bin (Singularity runs /bin/sh)
  *
  * every time 1, uid and gid 0, no xattrs, written with libsquashfs
- * (squashfs-tools-ng): the store files' data go through its block processor,
- * compressed by one worker thread per core, and the block processor writes
- * blocks, fragments and their table in submission order whatever the number of
+ * (squashfs-tools-ng). Each store item's files go through a block processor of
+ * their own, compressed by one worker thread per core; the block processor
+ * writes blocks and fragment blocks in submission order whatever the number of
  * workers, so the image's bytes do not depend on the cores. Inodes are written
- * after the data, depth-first with each directory after its entries, from a tree
- * whose directories are sorted bytewise.
+ * after the data, depth-first with each directory after its entries, from a
+ * tree whose directories are sorted bytewise.
  *
- * libsquashfs writes at offsets it comes back to (the superblock, the fragment
- * table), so the image is made in the cache as a file, as disk.raw is: the first
- * stat or open builds it (fs/packs.c makes other callers wait for that build),
- * and it is listed once built. Its key holds the closure, the options, the
- * compressor and its level, the block size and libsquashfs's version.
+ * The image is a list of cache objects (a manifest under its key): a header
+ * (superblock, compressor options), each store item's blocks (cached on their
+ * own, keyed by the item's path and NAR hash and the compressor's settings, so
+ * a new generation compresses only the items that changed), and a tail (the
+ * layout's files and the tables). Its size is known once it is built: the
+ * first stat or open builds it (fs/packs.c makes other callers wait for that
+ * build), and it is listed once built, as disk.raw is. Its key holds the
+ * closure, the options, the compressor and its level, the block size and the
+ * libraries' versions.
  */
 #include <errno.h>
 #include <fcntl.h>

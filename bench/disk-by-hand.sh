@@ -87,7 +87,7 @@ mkfs.ext4 -q -L packfs-root /dev/vda1
 mkdir /run/root
 mount /dev/vda1 /run/root
 mkdir -p /run/root$store_dir /run/root/dev /run/root/proc /run/root/sys /run/root/run /run/root/boot/grub
-mkdir -m 1777 /run/root/tmp
+mkdir -p /run/root/tmp && chmod 1777 /run/root/tmp
 while read -r item; do cp -a "\$item" /run/root$store_dir/; done <$closure
 cp $kernel /run/root/boot/vmlinuz
 cp $initrd /run/root/boot/initrd

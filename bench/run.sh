@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# packfs benchmark: the performance targets of issues 2, 3 and 9, measured in one run.
+# packfs benchmark: the performance targets of issues 2, 3, 9 and 10, measured in one run.
 #
 #   bench/run.sh [--quick] [--rebuild] [--profile] [--reps N] [--xz-reps N]
-#                [--compressed-only | --no-compressed | --browse-only | --no-browse]
-#                [--codecs "zst gz xz"] [--pairs N]
+#                [--compressed-only | --no-compressed | --browse-only | --no-browse |
+#                 --docker-only | --no-docker] [--codecs "zst gz xz"] [--pairs N]
 #
 #   --quick    a small store (~55 MB, ~3,000 files) instead of the >=500 MB,
 #              >=15,000-file closure the targets are stated for
@@ -23,6 +23,13 @@
 #              cold ls/find of a view, the first stat of a warmed pack, cat
 #              pack.tar beside a background (prepare) xz encoding, SIGINT
 #   --no-browse        everything but section i
+#   --docker-only      only docker.tar, docker.tar.zst and oci/ of issue 10
+#              (section j): cold and warm docker.tar against cat pack.tar (|
+#              openssl dgst -sha256), docker.tar.zst against docker save | zstd
+#              of the same image in a dockerd of the bench's own (vfs storage
+#              under $PACKFS_BENCH_DIR/docker, ~22 GB for the full store, kept
+#              for the next run), a changed generation, skopeo inspect oci:
+#   --no-docker        everything but section j
 #   --pairs N  section i's with/without-prepare cat pairs (default 6)
 #
 # The store is built once from directories of /usr and cached under
@@ -35,7 +42,7 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 argv=("$@")
-quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 b_pairs=6 codecs="zst gz xz"
+quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 docker=1 b_pairs=6 codecs="zst gz xz"
 while [ $# -gt 0 ]; do
         case $1 in
         --quick) quick=1 ;;
@@ -43,10 +50,12 @@ while [ $# -gt 0 ]; do
         --profile) profile=1 ;;
         --reps) reps=$2; shift ;;
         --xz-reps) xz_reps=$2; shift ;;
-        --compressed-only) issue2=0 browse=0 ;;
-        --no-compressed) compressed=0 browse=0 ;;
-        --browse-only) issue2=0 compressed=0 ;;
+        --compressed-only) issue2=0 browse=0 docker=0 ;;
+        --no-compressed) compressed=0 browse=0 docker=0 ;;
+        --browse-only) issue2=0 compressed=0 docker=0 ;;
         --no-browse) browse=0 ;;
+        --docker-only) issue2=0 compressed=0 browse=0 ;;
+        --no-docker) docker=0 ;;
         --pairs) b_pairs=$2; shift ;;
         --codecs) codecs=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -132,7 +141,40 @@ mount_fs() {
         daemon_pid=$(find_daemon "$1")
 }
 
+# The docker daemon of section j (issue 10): its own data root, exec root,
+# pidfile and socket under $bench/docker, vfs storage (no overlay, no
+# networking set-up). Started by start_dockerd, stopped by its pid.
+dk=$bench/docker
+DOCKER=(docker -H "unix://$dk/docker.sock")
+dockerd_pid=
+start_dockerd() {
+        mkdir -p "$dk/data" "$dk/exec"
+        dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+                --data-root "$dk/data" --exec-root "$dk/exec" --pidfile "$dk/dockerd.pid" \
+                -H "unix://$dk/docker.sock" >> "$dk/dockerd.log" 2>&1 &
+        dockerd_pid=$!
+        for _ in $(seq 300); do
+                "${DOCKER[@]}" version > /dev/null 2>&1 && return 0
+                kill -0 "$dockerd_pid" 2> /dev/null || break
+                sleep 0.1
+        done
+        log "dockerd did not start; see $dk/dockerd.log"
+        exit 1
+}
+stop_dockerd() {
+        [ -n "$dockerd_pid" ] || return 0
+        kill "$dockerd_pid" 2> /dev/null || true
+        # It stops the containerd it started before it exits.
+        for _ in $(seq 300); do
+                kill -0 "$dockerd_pid" 2> /dev/null || break
+                sleep 0.1
+        done
+        wait "$dockerd_pid" 2> /dev/null || true
+        dockerd_pid=
+}
+
 cleanup() {
+        stop_dockerd || true
         unmount "$mnt" || true
         unmount "$bench/mnt100" || true
         unmount "$bench/mntdbg" || true
@@ -825,6 +867,151 @@ t = time.perf_counter(); os.stat(sys.argv[1]); print(int((time.perf_counter() - 
         cat "$daemon_log" >> "$bench/daemon-all.log"; : > "$daemon_log"
 fi
 
+# --- docker.tar and oci/ (issue 10) ------------------------------------------------
+
+# log_mark: the daemon log's length now; log_since N: what it got after.
+log_mark() { wc -l < "$daemon_log"; }
+log_since() { tail -n +$(($1 + 1)) "$daemon_log"; }
+# hashed LOG: "STREAMED LAYERS BYTES RECORDED AGAIN" from docker.c's lines
+# "docker.tar of NAME: hashed S of L layers (B bytes) while streaming, R digests
+# were recorded" and "docker.tar: read A of L layers again" (the last of each).
+hashed() {
+        local h a
+        h=$(sed -nE 's/.*docker\.tar of [^ ]+: hashed ([0-9]+) of ([0-9]+) layers \(([0-9]+) bytes\) while streaming, ([0-9]+) digests were recorded.*/\1 \2 \3 \4/p' <<< "$1" | tail -n1)
+        a=$(sed -nE 's/.*docker\.tar: read ([0-9]+) of [0-9]+ layers again.*/\1/p' <<< "$1" | tail -n1)
+        echo "${h:-0 0 0 0} ${a:-0}"
+}
+# cold_j [PROFILES_ROOT]: a fresh foreground daemon on $mnt over an empty
+# $cache, its survey done (1 s), the store's pages warm.
+cold_j() {
+        unmount_fg "$mnt"
+        rm -rf "$cache"
+        warm_store
+        mount_fg "$mnt" "${1:-$profiles}"
+        sleep 1
+}
+# best VALUES...: the smallest; ratios "A..." "B...": A[i]/B[i] for each pair.
+best() { printf '%s\n' "$@" | sort -n | head -n1; }
+ratios() {
+        local -a a=($1) b=($2)
+        local i out=()
+        for i in "${!a[@]}"; do out+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
+        echo "${out[*]}"
+}
+median_r() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+j_cold=() j_ossl=() j_first=() j_first_ref=() j_warm=() j_warm_ref=() j_oci=() j_oci_docker=()
+j_zst=() j_save=() j_zst_after=() j_cold_hash=() j_warm_hash=() j_oci_hash=() j_zst_cpu=() j_save_cpu=()
+j_zst_units= j_zst_after_units= j_pack_units= j_zst_size= j_save_size= j_load= j_image= j_dockerd=
+declare -A j_gen_hash j_gen_time j_gen_units j_gen_ztime j_gen_item
+
+if [ $docker = 1 ]; then
+        make_gen2
+        mapfile -t gen_profiles < <(cut -d' ' -f1 "$profiles_gen/info")
+        unmount "$mnt"
+        dpack=$mnt/big/docker.tar
+
+        log "(j) docker.tar: $reps rounds of a cold read (empty cache) and cat pack.tar | openssl dgst -sha256,"
+        log "    a warm read (remount, digests recorded) and cat pack.tar, skopeo inspect oci: of a cold view"
+        for _ in $(seq "$reps"); do
+                # (1) Cold: no digest records, so they are hashed as the layers
+                # stream; the reference hashes pack.tar's bytes in a pipe.
+                cold_j
+                m=$(log_mark)
+                t0=${EPOCHREALTIME/./}; cat "$dpack" > /dev/null; t1=${EPOCHREALTIME/./}
+                j_cold+=($((t1 - t0))) j_cold_hash+=("$(hashed "$(log_since "$m")")")
+                t0=${EPOCHREALTIME/./}; cat "$pack" | openssl dgst -sha256 > /dev/null; t1=${EPOCHREALTIME/./}
+                j_ossl+=($((t1 - t0)))
+                # (2) Warm: a remount with the same cache (the digests recorded);
+                # the first read of each on the fresh mount (planning included),
+                # then reads with the plans made and the packs' pages evicted.
+                mount_fg "$mnt" "$profiles"
+                sleep 1
+                m=$(log_mark)
+                t0=${EPOCHREALTIME/./}; cat "$dpack" > /dev/null; t1=${EPOCHREALTIME/./}
+                j_first+=($((t1 - t0))) j_warm_hash+=("$(hashed "$(log_since "$m")")")
+                t0=${EPOCHREALTIME/./}; cat "$pack" > /dev/null; t1=${EPOCHREALTIME/./}
+                j_first_ref+=($((t1 - t0)))
+                evict "$dpack"
+                t0=${EPOCHREALTIME/./}; cat "$dpack" > /dev/null; t1=${EPOCHREALTIME/./}
+                evict "$pack"
+                t2=${EPOCHREALTIME/./}; cat "$pack" > /dev/null; t3=${EPOCHREALTIME/./}
+                j_warm+=($((t1 - t0))) j_warm_ref+=($((t3 - t2)))
+                # (6) The first skopeo inspect of a cold view: index.json needs
+                # every layer's digest, none recorded; against (1)'s cold read.
+                cold_j
+                m=$(log_mark)
+                t0=${EPOCHREALTIME/./}; skopeo inspect "oci:$mnt/big/oci" > "$bench/oci-inspect.json"; t1=${EPOCHREALTIME/./}
+                j_oci+=($((t1 - t0))) j_oci_hash+=("$(hashed "$(log_since "$m")")")
+        done
+        j_oci_layers=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["Layers"]))' "$bench/oci-inspect.json")
+
+        # (3) docker.tar.zst against docker save | zstd -T0 -3 of the same
+        # image, loaded into a docker daemon of the bench's own.
+        start_dockerd
+        j_dockerd=$("${DOCKER[@]}" version -f '{{.Server.Version}}' 2> /dev/null || echo '?')
+        cold_j
+        j_image=$(sed -nE 's/.*"Config":"([0-9a-f]{64})\.json".*/\1/p' < <(tar -xOf "$dpack" manifest.json))
+        if [ "$("${DOCKER[@]}" image inspect -f '{{.Id}}' big:latest 2> /dev/null)" != "sha256:$j_image" ]; then
+                log "(j) docker load < big/docker.tar into dockerd (vfs: minutes, once)"
+                t0=${EPOCHREALTIME/./}
+                "${DOCKER[@]}" load < "$dpack" > /dev/null
+                t1=${EPOCHREALTIME/./}
+                j_load=$((t1 - t0))
+                [ "$("${DOCKER[@]}" image inspect -f '{{.Id}}' big:latest)" = "sha256:$j_image" ] ||
+                        { log "docker load gave another image than big/docker.tar's"; exit 1; }
+        fi
+        # The daemon's copy of the layers in the page cache, as the store's is.
+        "${DOCKER[@]}" save big:latest > /dev/null
+        log "(j) docker.tar.zst: $reps rounds of docker save | zstd -T0 -3, a cold docker.tar.zst (empty cache)"
+        log "    and one after pack.tar.zst was encoded into the cache"
+        for _ in $(seq "$reps"); do
+                warm_store
+                t0=${EPOCHREALTIME/./}
+                { time { "${DOCKER[@]}" save big:latest | zstd -T0 -3 -q | wc -c > "$bench/ref.size"; }; } 2> "$bench/ref.time"
+                t1=${EPOCHREALTIME/./}
+                j_save+=($((t1 - t0))) j_save_cpu+=("$(tail -n1 "$bench/ref.time")") j_save_size=$(cat "$bench/ref.size")
+                cold_j
+                m=$(log_mark)
+                t0=${EPOCHREALTIME/./}; cat "$dpack.zst" > /dev/null; t1=${EPOCHREALTIME/./}
+                j_zst+=($((t1 - t0))) j_zst_cpu+=("$(cpu_of "$daemon_pid")")
+                j_zst_units=$(units "$(log_since "$m" | grep -F 'big/docker.tar.zst: encoded' | tail -n1)")
+                j_zst_size=$(stat -c %s "$dpack.zst")
+                # (4) The same after pack.tar.zst: its units are docker.tar's
+                # too (the same member bytes), on a remount.
+                cold_j
+                m=$(log_mark)
+                cat "$pack.zst" > /dev/null
+                j_pack_units=$(units "$(log_since "$m" | grep -F 'big/pack.tar.zst: encoded' | tail -n1)")
+                mount_fg "$mnt" "$profiles"
+                sleep 1
+                m=$(log_mark)
+                t0=${EPOCHREALTIME/./}; cat "$dpack.zst" > /dev/null; t1=${EPOCHREALTIME/./}
+                j_zst_after+=($((t1 - t0)))
+                j_zst_after_units=$(units "$(log_since "$m" | grep -F 'big/docker.tar.zst: encoded' | tail -n1)")
+        done
+        stop_dockerd
+
+        # (5) A profile sharing all but one package with big (make_gen2's
+        # generation 2): its docker.tar after big's (its generation 1) on
+        # the same cache hashes only what is new; the same for .zst's units.
+        for p in "${gen_profiles[@]}"; do
+                log "(j) $p: docker.tar and docker.tar.zst after big's, same cache"
+                cold_j "$profiles_gen"
+                cat "$mnt/$p-1-link/docker.tar" > /dev/null
+                cat "$mnt/$p-1-link/docker.tar.zst" > /dev/null
+                m=$(log_mark)
+                t0=${EPOCHREALTIME/./}; cat "$mnt/$p/docker.tar" > /dev/null; t1=${EPOCHREALTIME/./}
+                j_gen_time[$p]=$((t1 - t0)) j_gen_hash[$p]=$(hashed "$(log_since "$m")")
+                m=$(log_mark)
+                t0=${EPOCHREALTIME/./}; cat "$mnt/$p/docker.tar.zst" > /dev/null; t1=${EPOCHREALTIME/./}
+                j_gen_ztime[$p]=$((t1 - t0))
+                j_gen_units[$p]=$(units "$(log_since "$m" | grep -F "$p/docker.tar.zst: encoded" | tail -n1)")
+        done
+        unmount_fg "$mnt"
+        cat "$daemon_log" >> "$bench/daemon-all.log"; : > "$daemon_log"
+fi
+
 # --- report -------------------------------------------------------------------
 
 mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -844,6 +1031,7 @@ report() {
         [ $issue2 = 1 ] && report_issue2
         [ $compressed = 1 ] && report_compressed
         [ $browse = 1 ] && report_browse
+        [ $docker = 1 ] && report_docker
         return 0
 }
 
@@ -1030,6 +1218,83 @@ report_browse() {
         printf "$row" "(i) SIGINT to cat of a cold pack.tar.xz: its end after the signal" "$(ms "$s_best")" "$(ms "$s_med")" \
                 "" "worst $(ms "$s_worst"); exit ${s_rc[*]}"
         printf "$row" "    encoding still under way after the interrupt (status)" "$s_going of $reps" "" "" ""
+}
+report_docker() {
+        local row='%-62s %11s %11s %7s  %s\n' p r s l b rec a un um ub
+        us() { awk -v u="$1" 'BEGIN { printf "%.0f", u / 1000 }'; }
+        list() { local u; for u in "$@"; do us "$u"; echo -n ' '; done; }
+        echo
+        echo "docker.tar and oci/ (issue 10), section j: $reps rounds; 'cold' = rm -rf of --cache, a fresh mount -f,"
+        echo "sleep 1 (its survey), the store's pages warm; 'warm' = a remount on that cache (the layer digests"
+        echo "recorded); each round's pair gives a ratio; 'layers' = docker.c's log: hashed while streaming /"
+        echo "recorded / read again for their digest. docker save runs in dockerd $j_dockerd (vfs storage)"
+        echo
+        printf "$row" "measure" "packfs" "reference" "ratio" "target"
+        r=$(ratio "$(best "${j_cold[@]}")" "$(best "${j_ossl[@]}")")
+        printf "$row" "(j) cold docker.tar vs cat pack.tar | openssl dgst -sha256" "$(ms "$(best "${j_cold[@]}")")" \
+                "$(ms "$(best "${j_ossl[@]}")")" "$r" "<= 1.10 $(met "$r" 1.10)"
+        p=$(ratios "${j_cold[*]}" "${j_ossl[*]}")
+        printf "$row" "    median of the paired ratios ($p)" "" "" "$(median_r $p)" "<= 1.10 $(met "$(median_r $p)" 1.10)"
+        printf "$row" "    every run, ms: docker.tar | openssl" "" "" "" "$(list "${j_cold[@]}")| $(list "${j_ossl[@]}")"
+        for s in "${j_cold_hash[@]}"; do
+                read -r a l b rec r <<< "$s"
+                printf "$row" "    layers: $a of $l streamed ($((b / 1000000)) MB), $rec recorded, $r read again" "" "" "" ""
+        done
+        r=$(ratio "$(best "${j_warm[@]}")" "$(best "${j_warm_ref[@]}")")
+        printf "$row" "(j) warm docker.tar vs cat pack.tar, planned, pages evicted" "$(ms "$(best "${j_warm[@]}")")" \
+                "$(ms "$(best "${j_warm_ref[@]}")")" "$r" "<= 1.10 $(met "$r" 1.10)"
+        p=$(ratios "${j_warm[*]}" "${j_warm_ref[*]}")
+        printf "$row" "    median of the paired ratios ($p)" "" "" "$(median_r $p)" "<= 1.10 $(met "$(median_r $p)" 1.10)"
+        printf "$row" "    every run, ms: docker.tar | pack.tar" "" "" "" "$(list "${j_warm[@]}")| $(list "${j_warm_ref[@]}")"
+        r=$(ratio "$(best "${j_first[@]}")" "$(best "${j_first_ref[@]}")")
+        printf "$row" "(j) warm, the remount's first read of each (planning incl.)" "$(ms "$(best "${j_first[@]}")")" \
+                "$(ms "$(best "${j_first_ref[@]}")")" "$r" "(pairs $(ratios "${j_first[*]}" "${j_first_ref[*]}"))"
+        read -r a l b rec r <<< "${j_warm_hash[0]}"
+        printf "$row" "    layers: $a of $l streamed ($((b / 1000)) kB), $rec recorded, $r read again" "" "" "" ""
+        r=$(ratio "$(best "${j_zst[@]}")" "$(best "${j_save[@]}")")
+        printf "$row" "(j) cold docker.tar.zst vs docker save | zstd -T0 -3" "$(secs "$(best "${j_zst[@]}")")" \
+                "$(secs "$(best "${j_save[@]}")")" "$r" "<= 1.00 $(met "$r" 1)"
+        p=$(ratios "${j_zst[*]}" "${j_save[*]}")
+        printf "$row" "    median of the paired ratios ($p)" "" "" "$(median_r $p)" "<= 1.00 $(met "$(median_r $p)" 1)"
+        printf "$row" "    every run, ms: packfs | docker save" "" "" "" "$(list "${j_zst[@]}")| $(list "${j_save[@]}")"
+        printf "$row" "    CPU user+sys: daemon (mount to end) | save, zstd" "" "" "" "${j_zst_cpu[*]} | ${j_save_cpu[*]}"
+        read -r un um ub <<< "${j_zst_units:-? ? 0}"
+        printf "$row" "    units encoded (daemon log), input bytes" "$un of $um" "$((ub / 1000000)) MB" "" ""
+        printf "$row" "    size in bytes" "$j_zst_size" "$j_save_size" \
+                "$(awk -v a="$j_zst_size" -v b="$j_save_size" 'BEGIN { printf "%.3f", a / b }')" ""
+        if [ -n "$j_load" ]; then
+                printf "$row" "    docker load < big/docker.tar (once, vfs)" "" "$(secs "$j_load")" "" ""
+        else
+                printf "$row" "    docker load: the image was in dockerd already (same Id)" "" "" "" ""
+        fi
+        r=$(ratio "$(best "${j_zst_after[@]}")" "$(best "${j_zst[@]}")")
+        printf "$row" "(j) docker.tar.zst, remount after pack.tar.zst was encoded" "$(secs "$(best "${j_zst_after[@]}")")" \
+                "" "$r" "of cold (pairs $(ratios "${j_zst_after[*]}" "${j_zst[*]}"))"
+        read -r un um ub <<< "${j_zst_after_units:-? ? 0}"
+        printf "$row" "    units encoded (daemon log), input bytes" "$un of $um" "$((ub / 1000)) kB" "" ""
+        read -r un um ub <<< "${j_pack_units:-? ? 0}"
+        printf "$row" "    (pack.tar.zst before it: units encoded, input bytes)" "$un of $um" "$((ub / 1000000)) MB" "" ""
+        [ -s "$profiles_gen/info" ] && while read -r p m b s; do
+                read -r a l b2 rec r <<< "${j_gen_hash[$p]}"
+                printf "$row" "(j) $p after big, same cache: docker.tar" "$(ms "${j_gen_time[$p]}")" "" \
+                        "$(ratio "${j_gen_time[$p]}" "$(best "${j_cold[@]}")")" "of cold"
+                printf "$row" "    changed: ${m:33} ($((b / 1000)) kB)" "" "" "" ""
+                printf "$row" "    layers: $a of $l streamed ($((b2 / 1000000)) MB), $rec recorded, $r read again" "" "" "" \
+                        "only new: $((l - rec)) ($( [ "$((l - rec))" -le 3 ] && echo met || echo MISSED))"
+                read -r un um ub <<< "${j_gen_units[$p]:-? ? 0}"
+                printf "$row" "    docker.tar.zst: units encoded, input bytes" "$un of $um" "$((ub / 1000000)) MB" "" \
+                        "$(secs "${j_gen_ztime[$p]}")"
+        done < "$profiles_gen/info"
+        r=$(ratio "$(best "${j_oci[@]}")" "$(best "${j_cold[@]}")")
+        printf "$row" "(j) first skopeo inspect oci:MNT/big/oci, cold view" "$(ms "$(best "${j_oci[@]}")")" \
+                "$(ms "$(best "${j_cold[@]}")")" "$r" "< 2.00 $(met "$r" 1.999)"
+        p=$(ratios "${j_oci[*]}" "${j_cold[*]}")
+        printf "$row" "    against the cold docker.tar read; paired ratios ($p)" "" "" "$(median_r $p)" \
+                "< 2.00 $(met "$(median_r $p)" 1.999)"
+        printf "$row" "    every run, ms" "" "" "" "$(list "${j_oci[@]}")"
+        read -r a l b rec r <<< "${j_oci_hash[0]}"
+        printf "$row" "    layers: $a of $l streamed, $rec recorded, $r read for their digest" "" "" "" \
+                "(inspect lists $j_oci_layers layers)"
 }
 out=$bench/results-$(date -u +%Y%m%d-%H%M%S).txt
 report | tee "$out"

@@ -38,10 +38,18 @@ mkdir -p "$demo/src/greeting/share/greeting"
 echo "Hello from a packfs store!" > "$demo/src/greeting/share/greeting/message"
 greeting=$("$packfs" store add "${store[@]}" "$demo/src/greeting")
 
+# A shell, as a store item: the program's interpreter is in its closure (as
+# Guix and Nix patch shebangs), so it also runs in a container of the closure.
+mkdir -p "$demo/src/busybox/bin"
+cp /bin/busybox "$demo/src/busybox/bin/busybox"
+ln -s busybox "$demo/src/busybox/bin/sh"
+ln -s busybox "$demo/src/busybox/bin/cat"
+busybox=$("$packfs" store add "${store[@]}" "$demo/src/busybox")
+
 mkdir -p "$demo/src/hello/bin"
 cat > "$demo/src/hello/bin/hello" <<SH
-#!/bin/sh
-cat $greeting/share/greeting/message
+#!$busybox/bin/sh
+$busybox/bin/cat $greeting/share/greeting/message
 SH
 chmod +x "$demo/src/hello/bin/hello"
 hello=$("$packfs" store add "${store[@]}" "$demo/src/hello")
@@ -78,6 +86,13 @@ for z in "gzip -dc:gz" "xz -dc:xz" "zstd -dcq:zst"; do
 done
 echo "\$ ls -l $mnt/demo     # now they are, with their exact sizes"
 ls -l "$mnt/demo"
+# With a Docker daemon at hand, the profile as an image.
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+        echo "\$ docker load < $mnt/demo/docker.tar.xz && docker run --rm demo hello"
+        docker load < "$mnt/demo/docker.tar.xz" && docker run --rm --network none demo hello
+else
+        echo "== with dockerd running: docker load < $mnt/demo/docker.tar.xz && docker run --rm demo hello"
+fi
 echo "\$ packfs status --cache $demo/cache"
 "$packfs" status --cache "$demo/cache"
 echo "== done; unmount with: ${SUDO_USER:+sudo }umount $mnt"

@@ -11,6 +11,8 @@ packages=(
   fuse3
   # tests: the tools users check packs with, and Nix as an oracle
   sqlite3 tar libarchive-tools xz-utils zstd gzip pigz rsync nix-bin python3 procps
+  # tests of pack.deb: dpkg and dpkg-deb (in every Debian), ar
+  dpkg binutils
   # tests of docker.tar: a real dockerd (started by the test, vfs storage),
   # containerd's ctr (with docker.io), skopeo, a registry to push to (127.0.0.1 only)
   docker.io skopeo docker-registry

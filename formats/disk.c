@@ -173,18 +173,60 @@ _printf_(2, 3) static int pathf(char out[PATH_MAX], const char *fmt, ...) {
  * -1 for /dev/null. KEEP_FD (or -1) stays open across exec. Returns 0 if it
  * exits 0, -EIO otherwise (logged by the caller), -ECANCELED when asked. */
 int pf_disk_run_tool(char *const argv[], const char *input, char *const env[], int output_fd, int errors_fd,
-                     int keep_fd) {
+                     int keep_fd, void (*tick)(void *userdata), void *userdata) {
+        extern char **environ;
+        size_t n_environ = 0, n_env = 0, n = 0;
+        char **envp;
         int in[2];
         pid_t pid;
         int status;
 
-        if (pipe2(in, O_CLOEXEC) < 0)
+        /* The child's environment is made here: after fork() in a threaded
+         * process, the child should only exec. */
+        while (environ[n_environ])
+                n_environ++;
+        while (env && env[n_env])
+                n_env++;
+        envp = calloc(n_environ + n_env + 1, sizeof(*envp));
+        if (!envp)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_environ; i++) {
+                bool replaced = false;
+                for (size_t j = 0; j < n_env && !replaced; j++) {
+                        size_t len = strcspn(env[j], "=");
+                        replaced = !strncmp(environ[i], env[j], len) && environ[i][len] == '=';
+                }
+                if (!replaced)
+                        envp[n++] = environ[i];
+        }
+        for (size_t j = 0; j < n_env; j++)
+                envp[n++] = env[j];
+
+        /* INPUT is a few lines: written into the pipe before the child runs
+         * (the pipe holds 64 KiB), so a child that never reads it cannot
+         * SIGPIPE us. */
+        if (input && strlen(input) > 4096) {
+                free(envp);
+                return -E2BIG;
+        }
+        if (pipe2(in, O_CLOEXEC) < 0) {
+                free(envp);
                 return -errno;
+        }
+        int written = input ? pf_write_all(in[1], input, strlen(input)) : 0;
+        if (written < 0) {
+                int r = written;
+                close(in[0]);
+                close(in[1]);
+                free(envp);
+                return r;
+        }
+        close(in[1]);
         pid = fork();
         if (pid < 0) {
                 int r = -errno;
                 close(in[0]);
-                close(in[1]);
+                free(envp);
                 return r;
         }
         if (pid == 0) {
@@ -194,30 +236,16 @@ int pf_disk_run_tool(char *const argv[], const char *input, char *const env[], i
                         _exit(126);
                 if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) < 0)
                         _exit(126);
-                for (size_t i = 0; env && env[i]; i++)
-                        putenv(env[i]);
-                execv(argv[0], argv);
-                dprintf(2, "%s: %s\n", argv[0], strerror(errno));
+                execve(argv[0], argv, envp);
                 _exit(127);
         }
+        free(envp);
         close(in[0]);
-        if (input)
-                (void) pf_write_all(in[1], input, strlen(input));
-        close(in[1]);
-        for (;;) {
-                pid_t w = waitpid(pid, &status, WNOHANG);
-                if (w == pid)
-                        break;
-                if (w < 0 && errno != EINTR)
-                        return -errno;
-                if (pf_cancel_requested()) {
-                        kill(pid, SIGKILL);
-                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                                ;
-                        return -ECANCELED;
-                }
-                nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
-        }
+        status = pf_wait_child_ticking(pid, 0, tick, userdata);
+        if (status < 0)
+                return status;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                log_error("%s: cannot be run", argv[0]);
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
@@ -233,19 +261,28 @@ typedef struct build {
         size_t n_dirs;
         uint64_t data_bytes;            /* regular files, rounded up to blocks */
         uint64_t n_inodes;
+        uint64_t n_commands, n_writes;  /* in the debugfs script */
+        uint64_t script_bytes;
+        int echo_fd;                    /* debugfs's stdout: its progress */
         int walk_error;
         pf_cache_job *job;
         struct timespec start;
 } build;
 
-static void build_stage(build *b, const char *stage) {
+/* A new stage of the build, shown by `packfs status` (a job whose name says
+ * the stage; TOTAL 0 when it has no measure of progress). */
+static void build_stage_measured(build *b, const char *stage, uint64_t total) {
         char name[PATH_MAX + 64];
 
         pf_cache_job_end(b->job);
         b->job = NULL;
         snprintf(name, sizeof(name), "%s: %s", b->what, stage);
-        (void) pf_cache_job_begin(b->view->cache, name, 0, &b->job);
+        (void) pf_cache_job_begin(b->view->cache, name, total, &b->job);
         log_info("%s: %s (at %.1f s)", b->what, stage, pf_seconds_since(&b->start));
+}
+
+static void build_stage(build *b, const char *stage) {
+        build_stage_measured(b, stage, 0);
 }
 
 /* Logs what a tool said on stderr (ERRORS_FD, rewound), for a failure. */
@@ -268,7 +305,7 @@ static int build_run(build *b, const char *tool, char *const argv[], const char 
 
         if (errors_fd < 0)
                 return log_error_errno(-errno, "%s: %s", b->what, b->dir);
-        r = pf_disk_run_tool(argv, input, env, -1, errors_fd, keep_fd);
+        r = pf_disk_run_tool(argv, input, env, -1, errors_fd, keep_fd, NULL, NULL);
         if (r == -EIO) {
                 log_error("%s: %s failed", b->what, tool);
                 log_tool_errors(b->what, tool, errors_fd);
@@ -290,21 +327,40 @@ void pf_disk_put_quoted(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-static void put_command(FILE *f, const char *command, const char *a, const char *b) {
-        fputs(command, f);
-        fputc(' ', f);
-        pf_disk_put_quoted(f, a);
-        if (b) {
-                fputc(' ', f);
-                pf_disk_put_quoted(f, b);
-        }
-        fputc('\n', f);
+static void put_command(build *b, const char *command, const char *x, const char *y);
+
+/* debugfs echoes each command it runs ("debugfs: CMD") and each inode a
+ * write allocates ("Allocated inode: N"): its output so far, against what the
+ * whole script makes it print, is about the share of the closure copied. */
+static void copy_progress(void *userdata) {
+        build *b = userdata;
+        struct stat st;
+        double total = (double) (b->script_bytes + b->n_commands * strlen("debugfs: ") +
+                                 b->n_writes * strlen("Allocated inode: 12345\n"));
+
+        if (b->echo_fd >= 0 && fstat(b->echo_fd, &st) == 0 && total > 0)
+                pf_cache_job_progress(b->job, (uint64_t) (MIN((double) st.st_size / total, 0.99) * (double) b->data_bytes),
+                                      0);
 }
 
-static void put_mode(FILE *f, const char *path, mode_t mode) {
-        fputs("sif ", f);
-        pf_disk_put_quoted(f, path);
-        fprintf(f, " mode 0%o\n", (unsigned) mode);
+static void put_command(build *b, const char *command, const char *x, const char *y) {
+        fputs(command, b->script);
+        fputc(' ', b->script);
+        pf_disk_put_quoted(b->script, x);
+        if (y) {
+                fputc(' ', b->script);
+                pf_disk_put_quoted(b->script, y);
+        }
+        fputc('\n', b->script);
+        b->n_commands++;
+        b->n_writes += !strcmp(command, "write");
+}
+
+static void put_mode(build *b, const char *path, mode_t mode) {
+        fputs("sif ", b->script);
+        pf_disk_put_quoted(b->script, path);
+        fprintf(b->script, " mode 0%o\n", (unsigned) mode);
+        b->n_commands++;
 }
 
 /* Creates PATH's directory and its parents (outside the closure), once each;
@@ -335,9 +391,9 @@ static int ensure_dir(build *b, const char *path, mode_t mode) {
                 b->dirs = nd;
                 nd[b->n_dirs++] = prefix;
                 b->n_inodes++;
-                put_command(b->script, "mkdir", prefix, NULL);
+                put_command(b, "mkdir", prefix, NULL);
                 if (i == len && mode != (S_IFDIR | 0755))
-                        put_mode(b->script, prefix, mode);
+                        put_mode(b, prefix, mode);
         }
         return 0;
 }
@@ -347,17 +403,17 @@ static int on_entry(void *userdata, const pf_walk_entry *e) {
 
         b->n_inodes++;
         if (S_ISDIR(e->mode)) {
-                put_command(b->script, "mkdir", e->path, NULL);
+                put_command(b, "mkdir", e->path, NULL);
                 if ((e->mode & 07777) != 0755)
-                        put_mode(b->script, e->path, e->mode);
+                        put_mode(b, e->path, e->mode);
                 b->data_bytes += BLOCK;
         } else if (S_ISLNK(e->mode)) {
-                put_command(b->script, "symlink", e->path, e->link_target);
+                put_command(b, "symlink", e->path, e->link_target);
                 if (strlen(e->link_target) >= 60) /* not a fast symlink */
                         b->data_bytes += BLOCK;
         } else {
                 /* debugfs takes the mode bits from the file it copies. */
-                put_command(b->script, "write", e->path, e->path);
+                put_command(b, "write", e->path, e->path);
                 b->data_bytes += (e->size + BLOCK - 1) / BLOCK * BLOCK;
         }
         return ferror(b->script) ? -EIO : 0;
@@ -368,7 +424,7 @@ static int add_file(build *b, const char *host_path, const char *image_path) {
 
         if (stat(host_path, &st) < 0)
                 return log_error_errno(-errno, "%s: %s", b->what, host_path);
-        put_command(b->script, "write", host_path, image_path);
+        put_command(b, "write", host_path, image_path);
         b->data_bytes += ((uint64_t) st.st_size + BLOCK - 1) / BLOCK * BLOCK;
         b->n_inodes++;
         return 0;
@@ -503,7 +559,7 @@ static int write_script(build *b, const char *init) {
         if (r >= 0)
                 r = ensure_dir(b, "/tmp", S_IFDIR | 01777);
         if (r >= 0)
-                put_mode(b->script, "/tmp", S_IFDIR | 01777);
+                put_mode(b, "/tmp", S_IFDIR | 01777);
         /* The profile's symlinks (`symlinks`), pointing into it. */
         for (size_t i = 0; i < view->options->n_symlinks && r >= 0; i++) {
                 const pf_symlink_spec *s = &view->options->symlinks[i];
@@ -515,7 +571,7 @@ static int write_script(build *b, const char *init) {
                 *strrchr(parent, '/') = 0;
                 if (*parent)
                         r = ensure_dir(b, parent, S_IFDIR | 0755);
-                put_command(b->script, "symlink", s->source, target);
+                put_command(b, "symlink", s->source, target);
                 b->n_inodes++;
         }
         if (r >= 0)
@@ -543,6 +599,8 @@ static int write_script(build *b, const char *init) {
                 r = add_file(b, GRUB_DIR "/boot.img", "/boot/grub/i386-pc/boot.img");
         if (r >= 0)
                 r = add_file(b, b->core_img, "/boot/grub/i386-pc/core.img");
+        long end = ftell(b->script);
+        b->script_bytes = end > 0 ? (uint64_t) end : 0;
         if (fclose(b->script) != 0 && r >= 0)
                 r = log_error_errno(-errno, "%s: %s", b->what, b->cmds);
         b->script = NULL;
@@ -676,7 +734,7 @@ static int build_raw(build *b, const char *image) {
                         return r;
         }
 
-        build_stage(b, "copying the closure");
+        build_stage_measured(b, "copying the closure", b->data_bytes);
         {
                 char device[PATH_MAX + 32];
                 int errors_fd = open(b->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -688,7 +746,11 @@ static int build_raw(build *b, const char *image) {
                 }
                 snprintf(device, sizeof(device), "%s?offset=%u", image, PART_START_SECTOR * SECTOR);
                 char *argv[] = { tool, "-w", "-f", b->cmds, device, NULL };
-                r = pf_disk_run_tool(argv, NULL, env, -1, errors_fd, -1);
+                b->echo_fd = open(b->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+                r = pf_disk_run_tool(argv, NULL, env, b->echo_fd, errors_fd, -1, copy_progress, b);
+                if (b->echo_fd >= 0)
+                        close(b->echo_fd);
+                b->echo_fd = -1;
                 /* debugfs exits 0 whatever its commands did: any line on stderr
                  * but its banner is a command that failed (a full disk, a file
                  * that vanished). */
@@ -877,7 +939,7 @@ static void build_done(build *b) {
 static int build_init(build *b, const pf_format *self, const pf_view *view) {
         const char *tmp = getenv("TMPDIR");
 
-        *b = (build) { .view = view };
+        *b = (build) { .view = view, .echo_fd = -1 };
         clock_gettime(CLOCK_MONOTONIC, &b->start);
         snprintf(b->what, sizeof(b->what), "%s/%s", view->name, self->file_name);
         if (snprintf(b->dir, sizeof(b->dir), "%s/packfs-disk-XXXXXX", tmp && *tmp ? tmp : "/tmp") >= (int) sizeof(b->dir))
@@ -989,6 +1051,8 @@ static int disk_cached(const pf_format *self, const pf_view *view) {
         return pf_cache_contains(view->cache, (const uint8_t (*)[32]) key, 1) == 1;
 }
 
-const pf_format pf_format_disk_raw = { .file_name = "disk.raw", .plan = disk_plan, .cached = disk_cached };
-const pf_format pf_format_disk_qcow2 = { .file_name = "disk.qcow2", .plan = disk_plan, .cached = disk_cached };
-const pf_format pf_format_disk_iso = { .file_name = "disk.iso", .plan = disk_plan, .cached = disk_cached };
+#define DISK_FORMAT(name) \
+        { .file_name = (name), .plan = disk_plan, .cached = disk_cached, .warm_by_name_only = true }
+const pf_format pf_format_disk_raw = DISK_FORMAT("disk.raw");
+const pf_format pf_format_disk_qcow2 = DISK_FORMAT("disk.qcow2");
+const pf_format pf_format_disk_iso = DISK_FORMAT("disk.iso");

@@ -344,10 +344,38 @@ static int hash_range(const pf_plan *plan, uint64_t offset, uint64_t length, uin
         return r;
 }
 
+static void stream_consume(docker_data *d, uint64_t offset, const uint8_t *p, size_t len);
+
+/* The stream stopped inside layer I: a read still on its way on another
+ * thread when the config was asked for. Its hash is finished from there, not
+ * taken again from the layer's start. Called with stream_lock held; the
+ * observer stays out (hashing_here). Returns the bytes read. */
+static int64_t stream_finish_locked(docker_data *d, size_t i) {
+        enum { CHUNK = 1 << 20 };
+        const docker_layer *l = &d->layers[i];
+        uint64_t end = l->offset + l->length, from = d->stream_pos;
+        _cleanup_free_ uint8_t *buf = NULL;
+
+        if (d->streamed[i] || !d->stream_md || d->stream_layer != i || d->stream_pos <= l->offset ||
+            d->stream_pos >= end || !(buf = malloc(CHUNK)))
+                return 0;
+        hashing_here = true;
+        while (d->stream_pos < end) {
+                ssize_t n = pf_plan_pread(d->plan, buf, (size_t) MIN((uint64_t) CHUNK, end - d->stream_pos),
+                                          d->stream_pos);
+                if (n <= 0)
+                        break; /* hashed whole below, which reports the error */
+                stream_consume(d, d->stream_pos, buf, (size_t) n);
+        }
+        hashing_here = false;
+        return (int64_t) (d->stream_pos - from);
+}
+
 /* Makes sure every layer's digest and the config's are known. Called with
  * D->lock held. */
 static int digests_locked(docker_data *d) {
-        size_t n_hashed = 0;
+        size_t n_hashed = 0, n_streamed = 0, n_recorded = 0;
+        uint64_t streamed_bytes = 0, finished_bytes = 0;
         text config = {};
         int r;
 
@@ -357,14 +385,22 @@ static int digests_locked(docker_data *d) {
                 docker_layer *l = &d->layers[i];
                 bool streamed;
                 pthread_mutex_lock(&d->stream_lock);
+                finished_bytes += (uint64_t) stream_finish_locked(d, i);
                 streamed = d->streamed[i];
                 if (streamed)
                         memcpy(d->digests[i], d->streamed_digests[i], 32);
                 pthread_mutex_unlock(&d->stream_lock);
                 if (streamed && l->keyed)
                         digest_record(d->cache, l->id, d->digests[i]);
-                if (streamed || d->known[i] || (l->keyed && digest_lookup(d->cache, l->id, d->digests[i])))
+                if (streamed) {
+                        n_streamed++;
+                        streamed_bytes += l->length;
                         continue;
+                }
+                if (d->known[i] || (l->keyed && digest_lookup(d->cache, l->id, d->digests[i]))) {
+                        n_recorded++;
+                        continue;
+                }
                 if (!l->materialized)
                         /* docker_plan_sparse() settles these; an evicted record cannot be read back. */
                         return log_error_errno(-EIO, "docker.tar: the digest of layer %zu (%s) is unknown",
@@ -386,6 +422,10 @@ static int digests_locked(docker_data *d) {
         d->have_digests = true;
         /* In one transaction (cache.h). */
         (void) pf_cache_flush_records(d->cache);
+        log_info("docker.tar of %s: hashed %zu of %zu layers (%llu bytes) while streaming (%llu bytes of them "
+                 "read again to finish a layer), %zu digests were recorded",
+                 d->repo_tag, n_streamed, d->n_layers, (unsigned long long) streamed_bytes,
+                 (unsigned long long) finished_bytes, n_recorded);
         if (n_hashed > 0)
                 log_info("docker.tar: read %zu of %zu layers again for their digests (the others were streamed or recorded)",
                          n_hashed, d->n_layers);
@@ -859,10 +899,13 @@ typedef struct ranked {
         size_t index;
         size_t referrers;
         const char *path;
+        bool root;
 } ranked;
 
 static int ranked_cmp(const void *a, const void *b) {
         const ranked *x = a, *y = b;
+        if (x->root != y->root)
+                return x->root ? -1 : 1;
         if (x->referrers != y->referrers)
                 return x->referrers > y->referrers ? -1 : 1;
         return strcmp(x->path, y->path);
@@ -872,7 +915,8 @@ static int ranked_cmp(const void *a, const void *b) {
  * within the closure keep layers of their own (they are the ones other
  * profiles share: libc, the toolchain's runtime) and the rest share one. Ranked
  * by referrers, then path, so one package more or less moves at most the
- * items at the cut. */
+ * items at the cut. The profile's own item comes first: it is new in every
+ * generation, and in the shared layer it would make that layer new too. */
 static int choose_layers(docker_planner *dp) {
         const pf_view *view = dp->t.view;
         const pf_closure *c = view->closure;
@@ -888,7 +932,7 @@ static int choose_layers(docker_planner *dp) {
         if (!rank || !dp->order || !dp->merged)
                 return -ENOMEM;
         for (size_t k = 0; k < n; k++)
-                rank[k] = (ranked) { .index = k, .path = c->items[k].path };
+                rank[k] = (ranked) { .index = k, .path = c->items[k].path, .root = !strcmp(c->items[k].path, c->root) };
         for (size_t k = 0; view->store && k < n; k++) {
                 char **refs = NULL;
                 int r = pf_store_references(view->store, c->items[k].path, &refs);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "packfs/macro.h"
 #include "tar-header.h"
 
 struct ustar {
@@ -181,6 +183,91 @@ int tar_header_write(const tar_entry *e, uint8_t *buf) {
                 at += n_records + tar_padding(n_records);
         }
         fill_common(&h, e->mode, size > USTAR_MAX_SIZE ? 0 : size, type);
+        finish_block(&h);
+        memcpy(buf + at, &h, TAR_BLOCK);
+        return (int) (at + TAR_BLOCK);
+}
+
+/* --- GNU style */
+
+/* Whether E needs no extension at all: then both styles give one ustar block. */
+static bool fits_ustar(const tar_entry *e, size_t name_len, size_t link_len) {
+        struct ustar h;
+
+        if (name_len > sizeof(h.name) && split_name(e->name, &h) < 0)
+                return false;
+        if (link_len > sizeof(h.linkname))
+                return false;
+        return S_ISDIR(e->mode) || S_ISLNK(e->mode) || e->size <= USTAR_MAX_SIZE;
+}
+
+static uint64_t blocks_of(size_t len) {
+        return len + tar_padding(len);
+}
+
+int tar_header_size_gnu(const tar_entry *e) {
+        size_t name_len = strnlen(e->name, 4097), link_len = e->link ? strnlen(e->link, 4097) : 0;
+        uint64_t n = TAR_BLOCK;
+
+        if (name_len > 4096 || link_len > 4096)
+                return -ENAMETOOLONG;
+        if (fits_ustar(e, name_len, link_len))
+                return TAR_BLOCK;
+        if (name_len > 100)
+                n += TAR_BLOCK + blocks_of(name_len + 1);
+        if (link_len > 100)
+                n += TAR_BLOCK + blocks_of(link_len + 1);
+        return (int) n;
+}
+
+static void gnu_magic(struct ustar *h) {
+        /* "ustar  \0": GNU tar's magic and version, without ustar's prefix field. */
+        memcpy(h->magic, "ustar ", 6);
+        memcpy(h->version, " ", 2);
+}
+
+/* A "././@LongLink" member of TYPE ('L' name, 'K' link target) holding VALUE. */
+static size_t long_link(uint8_t *buf, char type, const char *value, size_t len) {
+        struct ustar x = {};
+
+        strcpy(x.name, "././@LongLink");
+        fill_common(&x, 0644, len + 1, type);
+        gnu_magic(&x);
+        finish_block(&x);
+        memcpy(buf, &x, TAR_BLOCK);
+        memcpy(buf + TAR_BLOCK, value, len);
+        memset(buf + TAR_BLOCK + len, 0, blocks_of(len + 1) - len);
+        return TAR_BLOCK + blocks_of(len + 1);
+}
+
+int tar_header_write_gnu(const tar_entry *e, uint8_t *buf) {
+        size_t name_len = strnlen(e->name, 4097), link_len = e->link ? strnlen(e->link, 4097) : 0, at = 0;
+        struct ustar h = {};
+        char type;
+
+        if (name_len > 4096 || link_len > 4096)
+                return -ENAMETOOLONG;
+        if (fits_ustar(e, name_len, link_len))
+                return tar_header_write(e, buf);
+        type = S_ISDIR(e->mode) ? '5' : S_ISLNK(e->mode) ? '2' : '0';
+        if (name_len > 100)
+                at += long_link(buf + at, 'L', e->name, name_len);
+        if (link_len > 100)
+                at += long_link(buf + at, 'K', e->link, link_len);
+        /* Truncated copies, as GNU tar leaves them for older readers. */
+        memcpy(h.name, e->name, MIN(name_len, sizeof(h.name)));
+        if (e->link)
+                memcpy(h.linkname, e->link, MIN(link_len, sizeof(h.linkname)));
+        uint64_t size = type == '0' ? e->size : 0;
+        fill_common(&h, e->mode, size > USTAR_MAX_SIZE ? 0 : size, type);
+        gnu_magic(&h);
+        if (size > USTAR_MAX_SIZE) {
+                /* Base-256: a leading 0x80, then the value big-endian. */
+                memset(h.size, 0, sizeof(h.size));
+                h.size[0] = (char) 0x80;
+                for (size_t i = sizeof(h.size) - 1; i > 0; i--, size >>= 8)
+                        h.size[i] = (char) (size & 0xff);
+        }
         finish_block(&h);
         memcpy(buf + at, &h, TAR_BLOCK);
         return (int) (at + TAR_BLOCK);

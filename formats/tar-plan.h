@@ -34,6 +34,9 @@ typedef struct extra_node {
 typedef struct tar_plan_data {
         tar_entry *entries;
         size_t n_entries, allocated;
+        /* GNU-style headers (tar_header_write_gnu()) instead of pax, for
+         * pack.deb's data.tar; items then have identities of their own. */
+        bool gnu;
 } tar_plan_data;
 
 typedef struct tar_planner tar_planner;
@@ -79,6 +82,8 @@ int tar_add_member(tar_planner *t, const char *name, const char *link, mode_t mo
 
 /* A store item's segment identity: its path, NAR hash and the member layout. */
 void tar_item_identity(const pf_closure_item *item, uint8_t identity[32]);
+/* The same for GNU-style headers (tar_plan_data.gnu). */
+void tar_item_identity_gnu(const pf_closure_item *item, uint8_t identity[32]);
 
 /* A pf_generate_fn over a tar_plan_data: the header of entry COOKIE. */
 int tar_generate(const void *format_data, uint64_t cookie, uint64_t offset, void *buf, size_t len);

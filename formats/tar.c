@@ -195,7 +195,7 @@ int tar_generate(const void *format_data, uint64_t cookie, uint64_t offset, void
 
         if (cookie >= d->n_entries)
                 return -EINVAL;
-        n = tar_header_write(&d->entries[cookie], header);
+        n = d->gnu ? tar_header_write_gnu(&d->entries[cookie], header) : tar_header_write(&d->entries[cookie], header);
         if (n < 0)
                 return n;
         if (offset + len > (uint64_t) n)
@@ -233,7 +233,7 @@ int tar_add_member(tar_planner *t, const char *name, const char *link, mode_t mo
         *e = (tar_entry) { .name = iname, .link = ilink, .mode = mode, .size = S_ISREG(mode) ? size : 0 };
         if (index > INT_MAX)
                 return -EFBIG;
-        n = tar_header_size(e);
+        n = d->gnu ? tar_header_size_gnu(e) : tar_header_size(e);
         if (n < 0) {
                 log_error("%s: %s: name too long for a tar member", t->view->name, name);
                 return n;
@@ -271,6 +271,13 @@ void tar_item_identity(const pf_closure_item *item, uint8_t identity[32]) {
         gcry_md_close(md);
 }
 
+#define TAR_ITEM_LAYOUT_GNU "packfs gnu tar item 1"
+
+void tar_item_identity_gnu(const pf_closure_item *item, uint8_t identity[32]) {
+        tar_item_identity(item, identity);
+        pf_sha256_pair(TAR_ITEM_LAYOUT_GNU, sizeof(TAR_ITEM_LAYOUT_GNU), identity, 32, identity);
+}
+
 /* A store entry's member name: "." + its absolute path, and a trailing slash
  * for directories. */
 static int member_name(const pf_walk_entry *e, char *name, size_t size) {
@@ -301,16 +308,23 @@ static int on_store_entry(void *userdata, const pf_walk_entry *e) {
 
 /* The bytes an item's members take, for a sparse plan's placeholder: the same
  * sums add_member() makes, without keeping anything. */
+typedef struct member_length {
+        uint64_t length;
+        bool gnu;
+} member_length;
+
 static int add_member_length(void *userdata, const pf_walk_entry *e) {
-        uint64_t *length = userdata;
+        member_length *m = userdata;
+        uint64_t *length = &m->length;
         char name[sizeof(((tar_planner *) NULL)->path)];
+        tar_entry te;
         int n;
 
         n = member_name(e, name, sizeof(name));
         if (n < 0)
                 return n;
-        n = tar_header_size(&(tar_entry) { .name = name, .link = e->link_target, .mode = e->mode,
-                                           .size = S_ISREG(e->mode) ? e->size : 0 });
+        te = (tar_entry) { .name = name, .link = e->link_target, .mode = e->mode, .size = S_ISREG(e->mode) ? e->size : 0 };
+        n = m->gnu ? tar_header_size_gnu(&te) : tar_header_size(&te);
         if (n < 0) {
                 /* As add_member() says it for a full plan. */
                 log_error("%s: name too long for a tar member", e->path);
@@ -400,7 +414,10 @@ int tar_plan_items(tar_planner *t) {
         /* Arrays by position in the pack; K is the item at position I. */
         for (size_t i = 0; i < n; i++) {
                 const pf_closure_item *item = &closure->items[t->order ? t->order[i] : i];
-                tar_item_identity(item, ids[i]);
+                if (t->data->gnu)
+                        tar_item_identity_gnu(item, ids[i]);
+                else
+                        tar_item_identity(item, ids[i]);
                 if (!t->want || t->want(t->want_userdata, ids[i]))
                         /* Recorded as it goes, for the next sizing plan (pf_packs_size()). */
                         kind[i] = length_lookup(cache, item, ids[i], &lengths[i]) > 0 ? ITEM_MEMBERS
@@ -433,14 +450,16 @@ int tar_plan_items(tar_planner *t) {
                 case ITEM_KNOWN_LENGTH:
                         r = pf_plan_add_zero(t->builder, lengths[i]);
                         break;
-                case ITEM_SUM_LENGTH:
-                        lengths[i] = 0;
-                        r = pf_walk_batch_item(batch, next++, add_member_length, &lengths[i], &walked);
+                case ITEM_SUM_LENGTH: {
+                        member_length m = { .gnu = t->data->gnu };
+                        r = pf_walk_batch_item(batch, next++, add_member_length, &m, &walked);
+                        lengths[i] = m.length;
                         if (r >= 0) {
                                 length_record(cache, &closure->items[k], ids[i], lengths[i]);
                                 r = pf_plan_add_zero(t->builder, lengths[i]);
                         }
                         break;
+                }
                 default: {
                         r = pf_walk_batch_item(batch, next++, on_store_entry, t, &walked);
                         if (r >= 0 && kind[i] == ITEM_MEMBERS_RECORD)

@@ -607,8 +607,9 @@ static int warm_arg(pf_packs *packs, const char *arg, bool tty) {
         size_t n_formats;
         const pf_format *const *formats = pf_formats(&n_formats);
         for (size_t i = 0; i < n_formats; i++) {
-                /* What a mount would encode: the files a listing waits for. */
-                if (!formats[i]->cached)
+                /* What a mount would encode: the files a listing waits for
+                 * (disk images only when named: a VM each). */
+                if (!formats[i]->cached || formats[i]->warm_by_name_only)
                         continue;
                 r = warm_file(packs, view, item, formats[i], tty);
                 if (r < 0)

@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 #include <gcrypt.h>
 #include <ini.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +19,7 @@
 typedef struct setting {
         char *key;
         char *value;
+        char *content;  /* file-valued keys (deb-control, ...): the file, read at load */
 } setting;
 
 typedef struct section {
@@ -113,6 +115,12 @@ int pf_options_level(const pf_options *o, const char *codec_name) {
         return -1;
 }
 
+/* Keys whose value names a file read when the config is loaded (pack.deb's). */
+#define FILE_SETTING_MAX (1u << 20)
+static bool is_file_key(const char *key) {
+        return !strcmp(key, "deb-control") || !strcmp(key, "deb-postinst") || !strcmp(key, "deb-triggers");
+}
+
 /* Checks that VALUE is valid for KEY, so errors are reported at load time with a line. */
 static int validate(const char *key, const char *value) {
         const struct level_key *k = level_key_find(key);
@@ -141,6 +149,9 @@ static int validate(const char *key, const char *value) {
                 return strpbrk(value, "\"'\\\n;{}$") ? -EINVAL : 0;
         if (!strcmp(key, "helper-kernel"))
                 return value[0] == '/' ? 0 : -EINVAL;
+        if (is_file_key(key))
+                /* The file itself is read and checked by read_file_setting(). */
+                return *value == 0 || value[0] == '/' ? 0 : -EINVAL;
         if (!strcmp(key, "vm-memory")) {
                 int n;
                 return parse_level(&vm_memory_key, value, &n);
@@ -189,6 +200,62 @@ static int validate(const char *key, const char *value) {
         return -ENOKEY;
 }
 
+/* Reads the file VALUE names for KEY into *RET (NULL for an empty value: unset).
+ * On a bad file, a message for the log in MESSAGE and -EINVAL. */
+static int read_file_setting(const char *key, const char *value, char **ret, char *message, size_t size) {
+        _cleanup_free_ char *data = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t n;
+
+        *ret = NULL;
+        if (!*value)
+                return 0;
+        f = fopen(value, "re");
+        if (!f) {
+                snprintf(message, size, "%s: cannot read %s: %m", key, value);
+                return -EINVAL;
+        }
+        data = malloc(FILE_SETTING_MAX + 1);
+        if (!data)
+                return -ENOMEM;
+        n = fread(data, 1, FILE_SETTING_MAX + 1, f);
+        if (ferror(f) || n > FILE_SETTING_MAX) {
+                snprintf(message, size, "%s: %s: %s", key, value, ferror(f) ? "cannot read it" : "larger than 1 MiB");
+                return -EINVAL;
+        }
+        data[n] = 0;
+        if (strlen(data) != n) {
+                snprintf(message, size, "%s: %s: not a text file (a NUL byte)", key, value);
+                return -EINVAL;
+        }
+        if (!strcmp(key, "deb-postinst") && strncmp(data, "#!", 2) != 0) {
+                snprintf(message, size, "%s: %s: a script must start with \"#!\"", key, value);
+                return -EINVAL;
+        }
+        if (!strcmp(key, "deb-control")) {
+                static const char *const required[] = { "Package", "Version", "Architecture" };
+                for (size_t i = 0; i < ELEMENTSOF(required); i++) {
+                        bool found = false;
+                        size_t len = strlen(required[i]);
+                        for (const char *line = data; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+                                if (!strncasecmp(line, required[i], len) && line[len] == ':') {
+                                        found = true;
+                                        break;
+                                }
+                        if (!found) {
+                                snprintf(message, size, "%s: %s: no %s field", key, value, required[i]);
+                                return -EINVAL;
+                        }
+                }
+                if (strstr(data, "\n\n") || data[0] == '\n') {
+                        snprintf(message, size, "%s: %s: a blank line (a control file is one paragraph)", key, value);
+                        return -EINVAL;
+                }
+        }
+        *ret = TAKE_PTR(data);
+        return 0;
+}
+
 /* inih as Debian builds it passes no line number to handlers: the handler keeps
  * its message and finish_parse() logs it with the line ini_parse() returns. */
 static int on_ini_entry(void *user, const char *sec, const char *key, const char *value) {
@@ -207,7 +274,8 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
                 snprintf(st->message, sizeof(st->message),
                          "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, "
                          "xz-level, zstd-level, prepare, disk-size, kernel, initrd, init, kernel-arguments, "
-                         "helper-kernel, helper-timeout, vm-memory, vm-cpus, squashfs-compressor, squashfs-level)",
+                         "helper-kernel, helper-timeout, vm-memory, vm-cpus, deb-control, deb-postinst, "
+                         "deb-triggers, squashfs-compressor, squashfs-level)",
                          key);
                 st->error = -EINVAL;
                 return 0;
@@ -235,9 +303,17 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
         s->settings = nv;
         nv[s->n_settings].key = strdup(key);
         nv[s->n_settings].value = strdup(value);
+        nv[s->n_settings].content = NULL;
         s->n_settings++;
         if (!nv[s->n_settings - 1].key || !nv[s->n_settings - 1].value)
                 goto oom;
+        if (is_file_key(key)) {
+                r = read_file_setting(key, value, &nv[s->n_settings - 1].content, st->message, sizeof(st->message));
+                if (r < 0) {
+                        st->error = r;
+                        return 0;
+                }
+        }
         return 1;
 oom:
         st->error = -ENOMEM;
@@ -293,6 +369,7 @@ void pf_config_free(pf_config *c) {
                 for (size_t j = 0; j < c->sections[i].n_settings; j++) {
                         free(c->sections[i].settings[j].key);
                         free(c->sections[i].settings[j].value);
+                        free(c->sections[i].settings[j].content);
                 }
                 free(c->sections[i].settings);
                 free(c->sections[i].pattern);
@@ -313,6 +390,9 @@ void pf_options_done(pf_options *o) {
         free(o->init);
         free(o->kernel_arguments);
         free(o->helper_kernel);
+        free(o->deb_control);
+        free(o->deb_postinst);
+        free(o->deb_triggers);
         free(o->squashfs_compressor);
         for (size_t i = 0; i < o->n_prepare; i++)
                 free(o->prepare[i]);
@@ -363,6 +443,21 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return pf_cache_parse_size(s->value, &o->disk_size);
         if (!strcmp(s->key, "squashfs-level"))
                 return parse_level(&squashfs_level_key, s->value, &o->squashfs_level);
+        static const struct {
+                const char *key;
+                size_t field;
+        } files[] = {
+                { "deb-control", offsetof(pf_options, deb_control) },
+                { "deb-postinst", offsetof(pf_options, deb_postinst) },
+                { "deb-triggers", offsetof(pf_options, deb_triggers) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                if (!strcmp(s->key, files[i].key)) {
+                        char **field = (char **) ((uint8_t *) o + files[i].field);
+                        free(*field);
+                        *field = s->content ? strdup(s->content) : NULL;
+                        return s->content && !*field ? -ENOMEM : 0;
+                }
         static const struct {
                 const char *key;
                 size_t field;
@@ -443,6 +538,13 @@ static void options_compute_id(pf_options *o) {
                 const char *const strings[] = { o->kernel, o->initrd, o->init, o->kernel_arguments };
                 for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                         gcry_md_write(md, strings[i] ? strings[i] : "", strings[i] ? strlen(strings[i]) + 1 : 1);
+        }
+        /* pack.deb's files, only when one is set (as max-layers). */
+        if (o->deb_control || o->deb_postinst || o->deb_triggers) {
+                const char *const files[] = { o->deb_control, o->deb_postinst, o->deb_triggers };
+                gcry_md_write(md, "deb-files", 10);
+                for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                        gcry_md_write(md, files[i] ? files[i] : "", files[i] ? strlen(files[i]) + 1 : 1);
         }
         /* pack.squashfs's, only when one is set (as max-layers). */
         if (o->squashfs_compressor || o->squashfs_level >= 0) {

@@ -3,6 +3,8 @@
 #include <sched.h>
 #include <stdint.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "packfs/cancel.h"
@@ -43,4 +45,36 @@ unsigned pf_cpu_count(void) {
         if (n <= 0)
                 n = sysconf(_SC_NPROCESSORS_ONLN);
         return n > 0 ? (unsigned) n : 1;
+}
+
+int pf_wait_child(pid_t pid, unsigned timeout_s) {
+        return pf_wait_child_ticking(pid, timeout_s, NULL, NULL);
+}
+
+int pf_wait_child_ticking(pid_t pid, unsigned timeout_s, void (*tick)(void *userdata), void *userdata) {
+        struct timespec start;
+        unsigned polls = 0;
+        int status;
+
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                if (w == pid)
+                        return status;
+                if (w < 0 && errno != EINTR)
+                        return negative_errno();
+                int why = pf_cancel_requested()                                     ? -ECANCELED
+                          : timeout_s && pf_seconds_since(&start) > (double) timeout_s ? -ETIMEDOUT
+                                                                                     : 0;
+                if (why) {
+                        kill(pid, SIGKILL);
+                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                                ;
+                        return why;
+                }
+                /* Children here run for seconds to minutes: 20 ms is noise. */
+                nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000 * 1000 }, NULL);
+                if (tick && ++polls % 10 == 0)
+                        tick(userdata);
+        }
 }

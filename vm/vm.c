@@ -305,32 +305,6 @@ static void run_files_remove(const run_files *f) {
         rmdir(f->dir);
 }
 
-/* Waits for PID until it exits, TIMEOUT_S passes or cancellation: its wait
- * status, or -ETIMEDOUT / -ECANCELED after killing it. */
-static int wait_bounded(pid_t pid, unsigned timeout_s) {
-        struct timespec start;
-        int status;
-
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        for (;;) {
-                pid_t w = waitpid(pid, &status, WNOHANG);
-                if (w == pid)
-                        return status;
-                if (w < 0 && errno != EINTR)
-                        return -errno;
-                int why = pf_cancel_requested()                          ? -ECANCELED
-                          : pf_seconds_since(&start) > (double) timeout_s ? -ETIMEDOUT
-                                                                          : 0;
-                if (why) {
-                        kill(pid, SIGKILL);
-                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                                ;
-                        return why;
-                }
-                nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000 * 1000 }, NULL);
-        }
-}
-
 /* LEVEL: of the lines that say why a run failed (a probe's failure is news,
  * not an error). */
 static int run_with(const pf_vm_options *o, const char *accel, const char *what, const char *script,
@@ -415,7 +389,7 @@ static int run_with(const pf_vm_options *o, const char *accel, const char *what,
                 dprintf(2, "%s: %s\n", argv[0], strerror(errno));
                 _exit(127);
         }
-        status = wait_bounded(pid, timeout_s);
+        status = pf_wait_child(pid, timeout_s);
         if (status == -ETIMEDOUT) {
                 pf_log(level, "%s: the helper VM did not finish within %u s; killed. Its last lines:", what, timeout_s);
                 log_tail(level, what, f.serial);
@@ -431,9 +405,11 @@ static int run_with(const pf_vm_options *o, const char *accel, const char *what,
                 r = -ENOENT;
         } else {
                 int guest = guest_status(f.serial);
-                if (guest == 0)
+                if (guest == 0) {
+                        /* What the helper printed, for `packfs mount -d`. */
+                        log_tail(LOG_DEBUG, what, f.serial);
                         r = 0;
-                else {
+                } else {
                         if (guest > 0)
                                 pf_log(level, "%s: the helper's script failed (exit status %d). Its last lines:", what,
                                        guest);

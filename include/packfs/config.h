@@ -20,6 +20,11 @@
  *   vm-memory = 512          /boot/vmlinuz-*), vm-memory (MiB) and vm-cpus for
  *   vm-cpus = 1              the helper and `packfs run-vm`; helper-timeout
  *   helper-timeout = 900     (seconds) bounds a helper VM's run
+ *   deb-control = /etc/packfs/control   pack.deb's control file, postinst script and
+ *   deb-postinst = /etc/packfs/postinst triggers file: absolute paths of files read
+ *   deb-triggers = /etc/packfs/triggers when the config is loaded (at most 1 MiB,
+ *                            text; a control file needs Package, Version and
+ *                            Architecture; a postinst starts with "#!")
  *   squashfs-compressor = xz pack.squashfs: gzip, xz, zstd, lz4 or lzo, and a
  *   squashfs-level = 6       level in that compressor's range (unset: the
  *                            format's defaults, formats/squashfs.c)
@@ -61,6 +66,9 @@ typedef struct pf_options {
         int vm_cpus;            /* `packfs run-vm` */
         int helper_timeout;     /* seconds a helper VM may take */
         int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
+        /* pack.deb: the contents of the files deb-control, deb-postinst and
+         * deb-triggers named when the config was loaded, or NULL. */
+        char *deb_control, *deb_postinst, *deb_triggers;
         char *squashfs_compressor;      /* pack.squashfs: NULL for the default */
         int squashfs_level;             /* -1: the compressor's default there */
         char **prepare;         /* file names to encode ahead of use */

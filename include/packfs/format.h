@@ -68,6 +68,10 @@ struct pf_format {
          * files below it (tree.h), which plan() makes and keeps as its plan's
          * data (the directory's own plan has no bytes). */
         const pf_tree *(*tree)(const pf_plan *plan);
+        /* Built by a helper VM, in minutes, and only for profiles that boot
+         * (disk images): `packfs warm VIEW` leaves it out; warm VIEW/FILE,
+         * `prepare` or a read builds it. */
+        bool warm_by_name_only;
         /* Compressed variants (compressed.h): the format they compress, with what. */
         const pf_format *base;
         const pf_codec *codec;
@@ -93,6 +97,7 @@ extern const pf_format pf_format_docker_xz;
 extern const pf_format pf_format_docker_zst;
 extern const pf_format pf_format_oci;
 extern const pf_format pf_format_squashfs;
+extern const pf_format pf_format_deb;
 extern const pf_format pf_format_disk_raw;
 extern const pf_format pf_format_disk_qcow2;
 extern const pf_format pf_format_disk_iso;

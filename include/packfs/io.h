@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Writes all LEN bytes of BUF to FD, retrying short writes and EINTR (unless
  * cancellation was requested: -ECANCELED, cancel.h). 0 or a negative errno. */
@@ -14,3 +15,11 @@ double pf_seconds_since(const struct timespec *start);
 
 /* The cores this process may run on (its affinity mask), at least 1. */
 unsigned pf_cpu_count(void);
+
+/* Waits for the child PID to exit, polling so that cancellation (cancel.h) and
+ * TIMEOUT_S (0: none) are noticed: its wait status, or -ECANCELED or
+ * -ETIMEDOUT once it has been killed (SIGKILL) and reaped. */
+int pf_wait_child(pid_t pid, unsigned timeout_s);
+/* The same, calling TICK(USERDATA) (if not NULL) at each poll, a few times a
+ * second: for progress reports while the child works. */
+int pf_wait_child_ticking(pid_t pid, unsigned timeout_s, void (*tick)(void *userdata), void *userdata);

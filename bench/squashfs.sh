@@ -12,7 +12,11 @@
 # root, times 1. The page cache is warmed first, so both read from memory; the
 # runs alternate, N pairs (default 3), and the table shows the best of each,
 # each pair's ratio and the output sizes. Default compressor and level:
-# packfs's own (zstd 6). Writes the table to $PACKFS_BENCH_DIR/squashfs-<date>.txt.
+# packfs's own (zstd 6). Then, with bench/run.sh's generation-2 profiles (one
+# package changed, $PACKFS_BENCH_DIR/profiles-gen), the next generation's image
+# over the cold run's cache (its store items' blocks cached), against the best
+# cold time, and a check that it has the bytes a cold build gives.
+# Writes the table to $PACKFS_BENCH_DIR/squashfs-<date>.txt.
 set -euo pipefail
 export LC_ALL=C
 
@@ -70,6 +74,31 @@ for ((i = 1; i <= reps; i++)); do
 done
 psize=$(stat -c %s "$work/p.sqfs") msize=$(stat -c %s "$work/m.sqfs")
 
+# One package changed (bench/run.sh's generation-2 profiles): the next
+# generation's image with the last cold run's cache, which holds every item's
+# blocks; then the same image cold, to check the bytes are the same.
+gens=()
+if [ -s "$bench/profiles-gen/info" ]; then
+        G=(--store "$bench/store" --db "$bench/db.sqlite" --profiles "$bench/profiles-gen")
+        while read -r prof item ibytes _; do
+                cp -a "$work/cache" "$work/cache-gen"
+                t0=$(now)
+                "$packfs" build "${G[@]}" --cache "$work/cache-gen" --config "$work/bench.ini" "$prof/pack.squashfs" \
+                        -o "$work/g.sqfs" 2>/dev/null
+                t1=$(now)
+                rm -rf "$work/cache-gen"
+                "$packfs" build "${G[@]}" --cache "$work/cache-gen" --config "$work/bench.ini" "$prof/pack.squashfs" \
+                        -o "$work/gc.sqfs" 2>/dev/null
+                same=no
+                cmp -s "$work/g.sqfs" "$work/gc.sqfs" && same=yes
+                rm -rf "$work/cache-gen"
+                g=$(echo "$t1 - $t0" | bc)
+                gens+=("$(printf '%-34s %10.2f  %.2fx of cold; %s (%s bytes) changed; same bytes as cold: %s' \
+                        "$prof (gen 2)" "$g" "$(echo "scale=3; $g / $best_p" | bc)" "${item#*-}" "$ibytes" "$same")")
+                printf 'gen 2 %s: %.2f s\n' "$prof" "$g" >&2
+        done <"$bench/profiles-gen/info"
+fi
+
 out=$bench/squashfs-$(date -u +%Y%m%d-%H%M%S).txt
 {
         printf 'pack.squashfs vs mksquashfs: %s, %s cores, %s, commit %s\n' "$(date -u '+%F %H:%M UTC')" "$cores" \
@@ -82,4 +111,5 @@ out=$bench/squashfs-$(date -u +%Y%m%d-%H%M%S).txt
         printf '%-34s %10.2f %14d\n' "mksquashfs -processors $cores" "$best_m" "$msize"
         printf 'time ratio (best): %s; per pair: %s\n' "$(echo "scale=2; $best_p / $best_m" | bc)" "${ratios[*]}"
         printf 'size ratio: %s\n' "$(echo "scale=4; $psize / $msize" | bc)"
+        for l in "${gens[@]}"; do printf '%s\n' "$l"; done
 } | tee "$out"

@@ -21,6 +21,9 @@ packages=(
   # busybox (the boot test's profile boots the same Debian kernel)
   qemu-system-x86 qemu-utils grub-pc-bin grub2-common xorriso mtools fdisk e2fsprogs
   busybox-static linux-image-amd64
+  # pack.squashfs: unsquashfs and mksquashfs (the test's reader, the bench's
+  # baseline), gensquashfs/sqfsdiff of the library packfs writes with
+  squashfs-tools squashfs-tools-ng
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -76,6 +76,19 @@ static const struct level_key vm_cpus_key = { "vm-cpus", NULL, 1, 64, offsetof(p
 static const struct level_key helper_timeout_key = { "helper-timeout", NULL, 1, 86400,
                                                      offsetof(pf_options, helper_timeout) };
 
+/* pack.squashfs: the compressors libsquashfs writes, and a level in the
+ * widest of their ranges (formats/squashfs.c checks it against the one chosen). */
+static const struct level_key squashfs_level_key = { "squashfs-level", NULL, 0, 22,
+                                                     offsetof(pf_options, squashfs_level) };
+static const char *const squashfs_compressors[] = { "gzip", "xz", "zstd", "lz4", "lzo" };
+
+static bool squashfs_compressor_valid(const char *v) {
+        for (size_t i = 0; i < ELEMENTSOF(squashfs_compressors); i++)
+                if (!strcmp(squashfs_compressors[i], v))
+                        return true;
+        return false;
+}
+
 static const struct level_key *level_key_find(const char *key) {
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++)
                 if (!strcmp(level_keys[i].key, key))
@@ -150,6 +163,12 @@ static int validate(const char *key, const char *value) {
         if (!strcmp(key, "helper-timeout")) {
                 int n;
                 return parse_level(&helper_timeout_key, value, &n);
+        }
+        if (!strcmp(key, "squashfs-compressor"))
+                return squashfs_compressor_valid(value) ? 0 : -EINVAL;
+        if (!strcmp(key, "squashfs-level")) {
+                int n;
+                return parse_level(&squashfs_level_key, value, &n);
         }
         if (!strcmp(key, "prepare")) {
                 /* File names of a view; which ones exist is the formats' to say
@@ -256,7 +275,7 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
                          "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, "
                          "xz-level, zstd-level, prepare, disk-size, kernel, initrd, init, kernel-arguments, "
                          "helper-kernel, helper-timeout, vm-memory, vm-cpus, deb-control, deb-postinst, "
-                         "deb-triggers)",
+                         "deb-triggers, squashfs-compressor, squashfs-level)",
                          key);
                 st->error = -EINVAL;
                 return 0;
@@ -374,6 +393,7 @@ void pf_options_done(pf_options *o) {
         free(o->deb_control);
         free(o->deb_postinst);
         free(o->deb_triggers);
+        free(o->squashfs_compressor);
         for (size_t i = 0; i < o->n_prepare; i++)
                 free(o->prepare[i]);
         free(o->prepare);
@@ -421,6 +441,8 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return parse_level(&helper_timeout_key, s->value, &o->helper_timeout);
         if (!strcmp(s->key, "disk-size"))
                 return pf_cache_parse_size(s->value, &o->disk_size);
+        if (!strcmp(s->key, "squashfs-level"))
+                return parse_level(&squashfs_level_key, s->value, &o->squashfs_level);
         static const struct {
                 const char *key;
                 size_t field;
@@ -446,6 +468,7 @@ static int apply_setting(pf_options *o, const setting *s) {
                 { "init", offsetof(pf_options, init) },
                 { "kernel-arguments", offsetof(pf_options, kernel_arguments) },
                 { "helper-kernel", offsetof(pf_options, helper_kernel) },
+                { "squashfs-compressor", offsetof(pf_options, squashfs_compressor) },
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 if (!strcmp(s->key, strings[i].key)) {
@@ -523,6 +546,13 @@ static void options_compute_id(pf_options *o) {
                 for (size_t i = 0; i < ELEMENTSOF(files); i++)
                         gcry_md_write(md, files[i] ? files[i] : "", files[i] ? strlen(files[i]) + 1 : 1);
         }
+        /* pack.squashfs's, only when one is set (as max-layers). */
+        if (o->squashfs_compressor || o->squashfs_level >= 0) {
+                char squashfs[64];
+                int n = snprintf(squashfs, sizeof(squashfs), "squashfs=%s:%d",
+                                 o->squashfs_compressor ? o->squashfs_compressor : "", o->squashfs_level);
+                gcry_md_write(md, squashfs, (size_t) n + 1);
+        }
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++) {
                 char level[32];
                 int n = snprintf(level, sizeof(level), "%s=%d", level_keys[i].key, pf_options_level(o, level_keys[i].codec));
@@ -544,7 +574,7 @@ static int apply_section(pf_options *o, const section *s) {
 int pf_config_options_for(const pf_config *c, const char *profile_name, pf_options *ret) {
         pf_options o = { .gzip_level = -1, .xz_level = -1, .zstd_level = -1, .max_layers = PF_DEFAULT_MAX_LAYERS,
                          .vm_memory = PF_DEFAULT_VM_MEMORY, .vm_cpus = 1,
-                         .helper_timeout = PF_DEFAULT_HELPER_TIMEOUT };
+                         .helper_timeout = PF_DEFAULT_HELPER_TIMEOUT, .squashfs_level = -1 };
         int r = 0;
 
         for (int pass = 0; pass < 3 && r >= 0; pass++)

@@ -25,6 +25,9 @@
  *   deb-triggers = /etc/packfs/triggers when the config is loaded (at most 1 MiB,
  *                            text; a control file needs Package, Version and
  *                            Architecture; a postinst starts with "#!")
+ *   squashfs-compressor = xz pack.squashfs: gzip, xz, zstd, lz4 or lzo, and a
+ *   squashfs-level = 6       level in that compressor's range (unset: the
+ *                            format's defaults, formats/squashfs.c)
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
@@ -66,6 +69,8 @@ typedef struct pf_options {
         /* pack.deb: the contents of the files deb-control, deb-postinst and
          * deb-triggers named when the config was loaded, or NULL. */
         char *deb_control, *deb_postinst, *deb_triggers;
+        char *squashfs_compressor;      /* pack.squashfs: NULL for the default */
+        int squashfs_level;             /* -1: the compressor's default there */
         char **prepare;         /* file names to encode ahead of use */
         size_t n_prepare;
         uint8_t id[32];         /* sha256 of the canonical form (without prepare) */

@@ -29,7 +29,7 @@ make_profile prep "$BIG" "$SMALL"
 planned=$'closure\ndocker.tar\noci\npack.deb\npack.tar'
 # What `packfs warm VIEW` makes ready (disk images only when named), and what
 # --list all lists.
-warmed=$'closure\ndocker.tar\ndocker.tar.gz\ndocker.tar.xz\ndocker.tar.zst\noci\npack.deb\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst'
+warmed=$'closure\ndocker.tar\ndocker.tar.gz\ndocker.tar.xz\ndocker.tar.zst\noci\npack.deb\npack.squashfs\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst'
 all=$(printf '%s\n' $warmed disk.iso disk.qcow2 disk.raw | sort)
 objects() { find "$1/objects" -type f 2>/dev/null | wc -l; }
 encoded_lines() { grep -c "$1: encoded" "$2" || true; }

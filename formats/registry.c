@@ -15,6 +15,7 @@ static const pf_format *const formats[] = {
         &pf_format_docker_xz,
         &pf_format_docker_zst,
         &pf_format_oci,
+        &pf_format_rpm,
         &pf_format_disk_raw,
         &pf_format_disk_qcow2,
         &pf_format_disk_iso,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "packfs/cache.h"
 #include "packfs/config.h"
@@ -100,6 +101,41 @@ int pf_options_level(const pf_options *o, const char *codec_name) {
         return -1;
 }
 
+/* pack.rpm's scripts: files whose text the config keeps, read when it is loaded. */
+static const char *const rpm_script_keys[] = { "rpm-prein", "rpm-postin", "rpm-preun", "rpm-postun" };
+#define RPM_SCRIPT_MAX (1 << 20)
+
+static bool is_rpm_script_key(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(rpm_script_keys); i++)
+                if (!strcmp(key, rpm_script_keys[i]))
+                        return true;
+        return false;
+}
+
+/* The text of script file PATH (absolute, a regular file of at most
+ * RPM_SCRIPT_MAX bytes, no NUL), malloc'd. */
+static int read_rpm_script(const char *path, char **ret) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        size_t n;
+
+        if (path[0] != '/')
+                return -EINVAL;
+        f = fopen(path, "re");
+        if (!f || fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > RPM_SCRIPT_MAX)
+                return -EINVAL;
+        text = malloc((size_t) st.st_size + 1);
+        if (!text)
+                return -ENOMEM;
+        n = fread(text, 1, (size_t) st.st_size, f);
+        if (n != (size_t) st.st_size || memchr(text, 0, n))
+                return -EINVAL;
+        text[n] = 0;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
 /* Checks that VALUE is valid for KEY, so errors are reported at load time with a line. */
 static int validate(const char *key, const char *value) {
         const struct level_key *k = level_key_find(key);
@@ -107,9 +143,13 @@ static int validate(const char *key, const char *value) {
                 int level;
                 return parse_level(k, value, &level);
         }
-        if (!strcmp(key, "localstatedir")) {
+        if (!strcmp(key, "localstatedir") || !strcmp(key, "relocatable")) {
                 bool b;
                 return parse_bool(value, &b);
+        }
+        if (is_rpm_script_key(key)) {
+                _cleanup_free_ char *text = NULL;
+                return read_rpm_script(value, &text);
         }
         if (!strcmp(key, "max-layers")) {
                 int n;
@@ -188,7 +228,8 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
                 snprintf(st->message, sizeof(st->message),
                          "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, "
                          "xz-level, zstd-level, prepare, disk-size, kernel, initrd, init, kernel-arguments, "
-                         "helper-kernel, helper-timeout, vm-memory, vm-cpus)",
+                         "helper-kernel, helper-timeout, vm-memory, vm-cpus, rpm-prein, rpm-postin, rpm-preun, rpm-postun, "
+                         "relocatable)",
                          key);
                 st->error = -EINVAL;
                 return 0;
@@ -215,7 +256,18 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
                 goto oom;
         s->settings = nv;
         nv[s->n_settings].key = strdup(key);
-        nv[s->n_settings].value = strdup(value);
+        /* A script is kept as its text (validate() read it once already). */
+        nv[s->n_settings].value = NULL;
+        if (is_rpm_script_key(key)) {
+                r = read_rpm_script(value, &nv[s->n_settings].value);
+                if (r == -EINVAL) {
+                        free(nv[s->n_settings].key);
+                        snprintf(st->message, sizeof(st->message), "bad value for %s: '%s'", key, value);
+                        st->error = -EINVAL;
+                        return 0;
+                }
+        } else
+                nv[s->n_settings].value = strdup(value);
         s->n_settings++;
         if (!nv[s->n_settings - 1].key || !nv[s->n_settings - 1].value)
                 goto oom;
@@ -294,6 +346,10 @@ void pf_options_done(pf_options *o) {
         free(o->init);
         free(o->kernel_arguments);
         free(o->helper_kernel);
+        free(o->rpm_prein);
+        free(o->rpm_postin);
+        free(o->rpm_preun);
+        free(o->rpm_postun);
         for (size_t i = 0; i < o->n_prepare; i++)
                 free(o->prepare[i]);
         free(o->prepare);
@@ -329,6 +385,8 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return parse_level(k, s->value, (int *) ((uint8_t *) o + k->field));
         if (!strcmp(s->key, "localstatedir"))
                 return parse_bool(s->value, &o->localstatedir);
+        if (!strcmp(s->key, "relocatable"))
+                return parse_bool(s->value, &o->relocatable);
         if (!strcmp(s->key, "max-layers"))
                 return parse_level(&max_layers_key, s->value, &o->max_layers);
         if (!strcmp(s->key, "prepare"))
@@ -351,6 +409,10 @@ static int apply_setting(pf_options *o, const setting *s) {
                 { "init", offsetof(pf_options, init) },
                 { "kernel-arguments", offsetof(pf_options, kernel_arguments) },
                 { "helper-kernel", offsetof(pf_options, helper_kernel) },
+                { "rpm-prein", offsetof(pf_options, rpm_prein) },
+                { "rpm-postin", offsetof(pf_options, rpm_postin) },
+                { "rpm-preun", offsetof(pf_options, rpm_preun) },
+                { "rpm-postun", offsetof(pf_options, rpm_postun) },
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 if (!strcmp(s->key, strings[i].key)) {
@@ -420,6 +482,13 @@ static void options_compute_id(pf_options *o) {
                 const char *const strings[] = { o->kernel, o->initrd, o->init, o->kernel_arguments };
                 for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                         gcry_md_write(md, strings[i] ? strings[i] : "", strings[i] ? strlen(strings[i]) + 1 : 1);
+        }
+        /* pack.rpm's, only when one is set (as max-layers). */
+        if (o->rpm_prein || o->rpm_postin || o->rpm_preun || o->rpm_postun || o->relocatable) {
+                const char *const scripts[] = { o->rpm_prein, o->rpm_postin, o->rpm_preun, o->rpm_postun };
+                gcry_md_write(md, o->relocatable ? "rpm R1" : "rpm R0", 7);
+                for (size_t i = 0; i < ELEMENTSOF(scripts); i++)
+                        gcry_md_write(md, scripts[i] ? scripts[i] : "", scripts[i] ? strlen(scripts[i]) + 1 : 1);
         }
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++) {
                 char level[32];

@@ -20,6 +20,10 @@
  *   vm-memory = 512          /boot/vmlinuz-*), vm-memory (MiB) and vm-cpus for
  *   vm-cpus = 1              the helper and `packfs run-vm`; helper-timeout
  *   helper-timeout = 900     (seconds) bounds a helper VM's run
+ *   rpm-prein = /etc/x.sh    pack.rpm's scripts (rpm-prein, rpm-postin, rpm-preun,
+ *                            rpm-postun): files read when the config is loaded,
+ *                            their contents kept (at most 1 MiB each)
+ *   relocatable = true       pack.rpm may be installed with --prefix (PREFIXES /)
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
@@ -58,6 +62,9 @@ typedef struct pf_options {
         int vm_cpus;            /* `packfs run-vm` */
         int helper_timeout;     /* seconds a helper VM may take */
         int gzip_level, xz_level, zstd_level;  /* -1: the codec's default */
+        /* pack.rpm: its scripts' text (NULL: none), and PREFIXES. */
+        char *rpm_prein, *rpm_postin, *rpm_preun, *rpm_postun;
+        bool relocatable;
         char **prepare;         /* file names to encode ahead of use */
         size_t n_prepare;
         uint8_t id[32];         /* sha256 of the canonical form (without prepare) */

@@ -92,6 +92,7 @@ extern const pf_format pf_format_docker_gz;
 extern const pf_format pf_format_docker_xz;
 extern const pf_format pf_format_docker_zst;
 extern const pf_format pf_format_oci;
+extern const pf_format pf_format_rpm;
 extern const pf_format pf_format_disk_raw;
 extern const pf_format pf_format_disk_qcow2;
 extern const pf_format pf_format_disk_iso;

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "packfs/digest.h"
@@ -171,7 +172,7 @@ static size_t entry_begin(rpm_header *h, uint32_t tag, uint32_t type, uint32_t c
         if (h->failed)
                 return SIZE_MAX;
         if (tag <= h->last_tag || count == 0) {
-                h->failed = true;
+                h->failed = h->misordered = true;
                 return SIZE_MAX;
         }
         h->last_tag = tag;
@@ -257,8 +258,9 @@ int rpm_header_finish(rpm_header *h, uint32_t region_tag, uint8_t **ret, size_t 
         uint8_t *out, *p;
 
         if (h->failed) {
+                bool misordered = h->misordered;
                 rpm_header_done(h);
-                return -ENOMEM;
+                return misordered ? -EINVAL : -ENOMEM;
         }
         if (dl > RPM_HEADER_DATA_MAX || il > 0xffff) {
                 rpm_header_done(h);
@@ -705,7 +707,14 @@ static int hash_file(const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
 typedef struct payload_job {
         rpm_data *d;
         int r;
+        double seconds;
 } payload_job;
+
+static double now_seconds(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
 
 static void *hash_payload(void *userdata) {
         payload_job *job = userdata;
@@ -713,6 +722,7 @@ static void *hash_payload(void *userdata) {
         const pf_plan *p = d->plan;
         _cleanup_free_ uint8_t *buf = malloc(CHUNK);
         uint64_t end = d->payload_offset + d->payload_size;
+        double start = now_seconds();
         gcry_md_hd_t md;
         int r = 0;
 
@@ -760,6 +770,7 @@ static void *hash_payload(void *userdata) {
                 memcpy(d->payload_digest, gcry_md_read(md, GCRY_MD_SHA256), 32);
         gcry_md_close(md);
         job->r = r;
+        job->seconds = now_seconds() - start;
         return NULL;
 }
 
@@ -774,6 +785,7 @@ static int make_headers_locked(rpm_data *d) {
         pthread_t thread;
         bool payload_known, threaded = false;
         uint8_t sha256[32], sha1[20];
+        double start = now_seconds(), files_seconds;
         int r = 0;
 
         if (!need || !buf)
@@ -802,6 +814,7 @@ static int make_headers_locked(rpm_data *d) {
                         record_put(d->cache, it->key, d->digests[it->first], (size_t) it->n * 32);
                 n_hashed++;
         }
+        files_seconds = now_seconds() - start;
         if (threaded)
                 pthread_join(thread, NULL);
         else if (!payload_known && r >= 0)
@@ -815,10 +828,10 @@ static int make_headers_locked(rpm_data *d) {
         if (r < 0)
                 return log_error_errno(r == -ENOMEM ? r : -EIO, "%s/pack.rpm: cannot compute its digests",
                                        d->view_name);
-        log_info("%s/pack.rpm: hashed the files of %zu of %zu store items (%llu bytes), the others' digests "
-                 "recorded; payload digest %s",
-                 d->view_name, n_hashed, n_with_files, (unsigned long long) hashed_bytes,
-                 payload_known ? "recorded" : "computed");
+        log_info("%s/pack.rpm: hashed the files of %zu of %zu store items (%llu bytes, %.2f s), the others' "
+                 "digests recorded; payload digest %s (%.2f s)",
+                 d->view_name, n_hashed, n_with_files, (unsigned long long) hashed_bytes, files_seconds,
+                 payload_known ? "recorded" : "computed", job.seconds);
 
         r = build_header(d, (const uint8_t (*)[32]) d->digests, d->payload_digest, &header, &header_size);
         if (r < 0)

@@ -40,6 +40,7 @@ typedef struct rpm_header {
         size_t data_len, data_allocated;
         uint32_t last_tag;
         bool failed;            /* out of memory, or a tag out of order: finish() fails */
+        bool misordered;        /* a tag out of order, or an empty array */
 } rpm_header;
 
 /* Values of an array entry, given one at a time. */
@@ -54,7 +55,7 @@ void rpm_header_add_strings(rpm_header *h, uint32_t tag, size_t n, rpm_string_fn
 void rpm_header_add_ints(rpm_header *h, uint32_t tag, uint32_t type, size_t n, rpm_int_fn get, void *userdata);
 void rpm_header_add_int(rpm_header *h, uint32_t tag, uint32_t type, uint64_t value);
 /* The blob, region REGION_TAG around every entry, into *RET (malloc'd); the
- * builder is emptied either way. -ENOMEM, -EINVAL (tags out of order), -E2BIG
+ * builder is emptied either way. -ENOMEM, -EINVAL (tags out of order, an empty array), -E2BIG
  * (past rpm's limits). */
 int rpm_header_finish(rpm_header *h, uint32_t region_tag, uint8_t **ret, size_t *ret_size);
 void rpm_header_done(rpm_header *h);

@@ -924,7 +924,7 @@ static int add_file(rpm_planner *pl, const char *path, const char *link, mode_t 
 
         /* cpio's member "./<path>" and rpm's paths are PATH_MAX at most. */
         if (strlen(path) + 2 > PATH_MAX || (link && strlen(link) + 1 > PATH_MAX)) {
-                log_error("%s: %s: name too long for an rpm", pl->view->name, path);
+                log_error("%s: name too long for an rpm: %s", pl->view->name, path);
                 return -ENAMETOOLONG;
         }
         if (d->n_files == d->allocated) {
@@ -996,7 +996,7 @@ static int plan_extras(rpm_planner *pl, const extra_node *n, char *path, size_t 
         if (n->name) {
                 size_t l = strlen(n->name);
                 if (len + 1 + l + 1 > PATH_MAX) {
-                        log_error("%s: %s/%s: name too long for an rpm", pl->view->name, path, n->name);
+                        log_error("%s: name too long for an rpm: %s/%s", pl->view->name, path, n->name);
                         return -ENAMETOOLONG;
                 }
                 path[len] = '/';

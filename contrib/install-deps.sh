@@ -19,6 +19,8 @@ packages=(
   # busybox (the boot test's profile boots the same Debian kernel)
   qemu-system-x86 qemu-utils grub-pc-bin grub2-common xorriso mtools fdisk e2fsprogs
   busybox-static linux-image-amd64
+  # tests of pack.rpm: rpm (rpm -K, -qlp, -i --root), rpm2cpio and cpio
+  rpm rpm2cpio cpio
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -964,13 +964,21 @@ static int on_store_entry(void *userdata, const pf_walk_entry *e) {
         return r;
 }
 
-/* The top directories of the file hierarchy, the system's own. */
+/* The directories of the file system hierarchy (FHS 3.0), the system's own:
+ * a package that owned them would set their modes (/var/tmp's 1777) and
+ * remove them with itself. The seed leaves the top ones out. */
 static bool fhs_directory(const char *path) {
-        static const char *const top[] = { "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media",
-                                           "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys",
-                                           "/tmp", "/usr", "/var" };
-        for (size_t i = 0; i < ELEMENTSOF(top); i++)
-                if (!strcmp(path, top[i]))
+        static const char *const dirs[] = {
+                "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt",
+                "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+                "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
+                "/usr/sbin", "/usr/share", "/usr/src", "/usr/local/bin", "/usr/local/etc", "/usr/local/include",
+                "/usr/local/lib", "/usr/local/sbin", "/usr/local/share", "/usr/local/src", "/var/cache",
+                "/var/lib", "/var/local", "/var/lock", "/var/log", "/var/mail", "/var/opt", "/var/run",
+                "/var/spool", "/var/tmp",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+                if (!strcmp(path, dirs[i]))
                         return true;
         return false;
 }
@@ -1002,11 +1010,14 @@ static int plan_extras(rpm_planner *pl, const extra_node *n, char *path, size_t 
                 path[len] = '/';
                 memcpy(path + len + 1, n->name, l + 1);
                 len += 1 + l;
-                if (!S_ISDIR(n->mode) || !fhs_directory(path)) {
+                if (!fhs_directory(path)) {
                         r = add_file(pl, path, n->link, n->mode, n->size, 0, n->data);
                         if (r < 0)
                                 return r;
-                }
+                } else if (!S_ISDIR(n->mode))
+                        /* A symlink (option symlinks) in place of one, as the seed: left out. */
+                        log_warning("%s/pack.rpm: leaves out %s, a directory of the system it is installed on",
+                                    pl->view->name, path);
         }
         if (n->is_store)
                 return plan_items(pl);

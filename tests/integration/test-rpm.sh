@@ -70,6 +70,7 @@ cat >"$WORK/packfs.ini" <<INI
 rpm-postin = $WORK/post.sh
 rpm-preun = $WORK/preun.sh
 relocatable = true
+symlinks = /bin=bin /usr/bin/hello=bin/hello
 INI
 
 M=$WORK/mnt
@@ -165,6 +166,11 @@ scripts=$(T rpm -qp --scripts "$S")
 check_contains "postinstall script from the config" 'echo "post-install of packfs"' "$scripts"
 check_contains "preuninstall script from the config" 'echo "pre-uninstall"' "$scripts"
 check_eq "relocatable: PREFIXES /" "/" "$(T rpm -qp --qf '%{PREFIXES}' "$S")"
+listing=$(T rpm -qlp "$S")
+check "the profile's symlink /usr/bin/hello is there" grep -qx /usr/bin/hello <<<"$listing"
+check_eq "... but not the system's directories, nor a symlink in place of one" "" \
+        "$(grep -xE '/bin|/usr|/usr/bin' <<<"$listing" || true)"
+check_contains "the left-out symlink is logged" "scripted/pack.rpm: leaves out /bin" "$(cat "$MOUNT_LOG")"
 check_ne "options change the bytes" "$(sha "$M/one/pack.rpm")" "$(sha "$S")"
 check "rpm -K of the scripted package" T rpm -K --nosignature "$S"
 r2=$WORK/root2

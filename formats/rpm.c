@@ -1112,9 +1112,77 @@ static void sanitize(char *s, const char *extra, char replacement) {
                         *s = replacement;
 }
 
+/* A Guix profile's manifest (<profile>/manifest: "(manifest (version N)
+ * (packages (("name" "version" "output" "/gnu/store/..." ...) ...)))"): 1 and
+ * the name and version of its package if it has exactly one, 0 if not (or if
+ * it is not there). */
+static int guix_manifest_single(const char *root, char **ret_name, char **ret_version) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        _cleanup_free_ char *name = NULL, *version = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t len, entries = 0, strings = 0;
+        int depth = 0;
+        const char *p;
+
+        if (asprintf(&path, "%s/manifest", root) < 0)
+                return -ENOMEM;
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        text = malloc(1 << 20);
+        if (!text)
+                return -ENOMEM;
+        len = fread(text, 1, (1 << 20) - 1, f);
+        text[len] = 0;
+        p = strstr(text, "(packages");
+        if (strncmp(text, ";;", 2) != 0 && strncmp(text, "(manifest", 9) != 0)
+                return 0;
+        if (!p)
+                return 0;
+        for (p += 9; *p == ' ' || *p == '\n' || *p == '\t'; p++)
+                ;
+        if (*p++ != '(')
+                return 0;
+        for (; *p; p++) {
+                if (*p == ';') {
+                        p = strchrnul(p, '\n');
+                        if (!*p)
+                                break;
+                } else if (*p == '(') {
+                        if (++depth == 1) {
+                                entries++;
+                                strings = 0;
+                        }
+                } else if (*p == ')') {
+                        if (depth-- == 0)
+                                break;
+                } else if (*p == '"') {
+                        const char *start = ++p;
+                        while (*p && *p != '"')
+                                p += *p == '\\' && p[1] ? 2 : 1;
+                        if (!*p)
+                                return 0;
+                        if (depth == 1 && entries == 1 && strings < 2) {
+                                char **out = strings == 0 ? &name : &version;
+                                *out = strndup(start, (size_t) (p - start));
+                                if (!*out)
+                                        return -ENOMEM;
+                        }
+                        strings += depth == 1;
+                }
+        }
+        if (entries != 1 || !name || !version)
+                return 0;
+        *ret_name = TAKE_PTR(name);
+        *ret_version = TAKE_PTR(version);
+        return 1;
+}
+
 /* As the seed: a profile of one package is named after it and has its
- * version; any other is named after the profile, version 0.0.0. A
- * generation link ("demo-3-link") is its profile's. */
+ * version (Guix's manifest says which; else a profile whose item refers to
+ * one store item, as packfs's own and a single-item view); any other is named
+ * after the profile, version 0.0.0. A generation link ("demo-3-link") is its
+ * profile's. */
 static int name_and_version(const pf_view *view, char **ret_name, char **ret_version) {
         const char *root = view->closure->root, *single = NULL;
         _cleanup_free_ char *name = NULL, *version = NULL;
@@ -1122,7 +1190,12 @@ static int name_and_version(const pf_view *view, char **ret_name, char **ret_ver
         size_t n = 0;
         int r;
 
-        if (!strncmp(view->name, ".store/", 7))
+        r = guix_manifest_single(root, &name, &version);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                ;
+        else if (!strncmp(view->name, ".store/", 7))
                 single = root;
         else if (view->store) {
                 r = pf_store_references(view->store, root, &refs);
@@ -1138,7 +1211,7 @@ static int name_and_version(const pf_view *view, char **ret_name, char **ret_ver
         }
         if (single)
                 split_name(single, &name, &version);
-        else {
+        else if (!name) {
                 name = strdup(view->name);
                 if (name) {
                         size_t len = strlen(name), k = len;
@@ -1157,7 +1230,7 @@ static int name_and_version(const pf_view *view, char **ret_name, char **ret_ver
                 version = strdup("0.0.0");
         if (!name || !version)
                 return -ENOMEM;
-        sanitize(name, "._+-", '-');
+        sanitize(name, "._+-_", '-');
         sanitize(version, "._+~^", '_');
         if (!*name) {
                 free(name);

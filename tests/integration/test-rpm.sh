@@ -36,6 +36,24 @@ for n in "with space" "quote'\"s" 'back\slash' '%{macro}' 'TRAILER!!!' '-dash' '
         printf '%s\n' "$n" >"$src/odd/share/names/$n"
 done
 echo "new" >"$src/new/lib/new.txt"
+# A Guix profile of one package: its manifest names it.
+mkdir -p "$src/guix-profile/bin"
+cat >"$src/guix-profile/manifest" <<'SCM'
+;; This file was automatically generated and is for internal use only.
+;; It cannot be passed to the '--manifest' option.
+
+(manifest
+  (version 4)
+  (packages
+    (("hello"
+      "2.12.1"
+      "out"
+      "/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello-2.12.1"
+      (propagated-inputs ())
+      (search-paths ())
+      (properties ((";; not a comment" "(paren\"")))))))
+SCM
+GUIXPROF=$(add_item "$src/guix-profile")
 HELLO=$(add_item "$src/hello-2.12")
 DATA=$(add_item "$src/data")
 ODD=$(add_item "$src/odd")
@@ -88,6 +106,8 @@ check_eq "rpm -qp: name, version (a profile of several packages)" "demo-0.0.0-0"
         "$(T rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}' "$P")"
 check_eq "rpm -qp: a one-package profile is named after its package" "hello-2.12-0" \
         "$(T rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}' "$M/one/pack.rpm")"
+check_eq "rpm -qp: a Guix profile of one package is named after it" "hello-2.12.1-0" \
+        "$(T rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}' "$M/.store/$(basename "$GUIXPROF")/pack.rpm")"
 check_eq "rpm -qp: arch, os, digest algorithm" "$(uname -m) linux 8" \
         "$(T rpm -qp --qf '%{ARCH} %{OS} %{FILEDIGESTALGO}' "$P")"
 

@@ -100,6 +100,7 @@ size_rpm=$(stat -c %s "$mnt/big/pack.rpm")
 t_stat=$(( $(now) - t0 ))
 umount_it
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 cold_tar= cold_rpm= warm_tar= warm_rpm= first_byte=
 for r in $(seq "$reps"); do
         log "round $r of $reps"
@@ -136,7 +137,8 @@ fi
 out=$bench/results-rpm-$(date -u +%Y%m%d-%H%M%S).txt
 {
         echo "pack.rpm vs pack.tar, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, packfs $("$packfs" --version)"
-        echo "  (best of $reps; page cache warm; each read a fresh mount)"
+        echo "  (best of $reps; page cache warm; each read a fresh mount; load average $load_before before," \
+                "$(cut -d' ' -f1-3 /proc/loadavg) after)"
         printf '  %-44s %12s\n' "pack.tar size" "$size_tar"
         printf '  %-44s %12s\n' "pack.rpm size" "$size_rpm"
         printf '  %-44s %10s ms\n' "stat pack.rpm, cold cache (planned)" "$((t_stat / 1000))"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "packfs/config.h"
 #include "packfs/format.h"
@@ -222,6 +223,74 @@ START_TEST(test_plan) {
 }
 END_TEST
 
+/* A file of 4 GiB or more: every member gets a stripped entry (the file's
+ * index), the trailer stays newc, and the big file's bytes come from the store
+ * file. Planned over a sparse file grown in the store after it was added (the
+ * plan reads metadata only; nothing here needs a digest). */
+START_TEST(test_plan_large) {
+        char store[PATH_MAX], db[PATH_MAX], src[PATH_MAX], path[PATH_MAX + 64];
+        const uint64_t big = (UINT64_C(4) << 30) + 1;
+        char *item = NULL;
+        pf_store *s = NULL;
+        pf_closure *c = NULL;
+        pf_config *config = NULL;
+        pf_options options = {};
+        pf_plan *plan = NULL;
+        size_t n_headers = 0, n_big = 0;
+        uint8_t head[16], tail[124];
+
+        pathf(store, "%s/store", tmp);
+        pathf(db, "%s/db.sqlite", tmp);
+        ck_assert_int_eq(pf_store_init(store, db), 0);
+        fixture_mkdir(tmp, "src");
+        fixture_write_str(tmp, "src/big", "x", 0644);
+        fixture_write_str(tmp, "src/small", "small\n", 0644);
+        pathf(src, "%s/src", tmp);
+        ck_assert_int_eq(pf_store_add(store, db, src, &item), 0);
+        pathf(path, "%s/big", item);
+        ck_assert_int_eq(chmod(item, 0755), 0);
+        ck_assert_int_eq(chmod(path, 0644), 0);
+        ck_assert_int_eq(truncate(path, (off_t) big), 0);
+        ck_assert_int_eq(pf_config_parse_string("", "test", &config), 0);
+        ck_assert_int_eq(pf_config_options_for(config, "demo", &options), 0);
+        ck_assert_int_eq(pf_store_open(store, db, &s), 0);
+        ck_assert_int_eq(pf_store_closure(s, item, &c), 0);
+        pf_view view = { .store_dir = store, .store = s, .closure = c, .name = "demo", .options = &options };
+
+        ck_assert_int_eq(pf_format_rpm.plan(&pf_format_rpm, &view, &plan), 0);
+        ck_assert_uint_gt(pf_plan_size(plan), big);
+        /* The cpio headers: generated extents after the two headers (the
+         * signature and the main header are the first two). */
+        size_t generated = 0;
+        for (size_t i = 0; i < pf_plan_n_extents(plan); i++) {
+                const pf_extent *e = pf_plan_extent(plan, i);
+                if (e->kind == PF_EXTENT_FILE && e->length == big)
+                        n_big++;
+                if (e->kind != PF_EXTENT_GENERATED || generated++ < 2)
+                        continue;
+                ck_assert_int_eq(pf_plan_pread(plan, head, sizeof(head), e->offset), (ssize_t) sizeof(head));
+                if (e->length == CPIO_STRIPPED_SIZE) {
+                        ck_assert_mem_eq(head, "07070X", 6);
+                        n_headers++;
+                }
+        }
+        /* The store's parents below /tmp, the store, the item, big and small. */
+        ck_assert_uint_ge(n_headers, 4);
+        ck_assert_uint_eq(n_big, 1);
+        ck_assert_int_eq(pf_plan_pread(plan, tail, sizeof(tail), pf_plan_size(plan) - sizeof(tail)),
+                         (ssize_t) sizeof(tail));
+        ck_assert_mem_eq(tail, "070701", 6);
+        ck_assert_mem_eq(tail + 110, "TRAILER!!!", 10);
+
+        pf_plan_unref(plan);
+        pf_closure_unref(c);
+        pf_store_free(s);
+        pf_options_done(&options);
+        pf_config_free(config);
+        free(item);
+}
+END_TEST
+
 START_TEST(test_config_scripts) {
         pf_config *config = NULL;
         char ini[2 * PATH_MAX];
@@ -263,6 +332,7 @@ int main(void) {
         tcase_add_test(tc, test_cpio);
         tcase_add_test(tc, test_lead);
         tcase_add_test(tc, test_plan);
+        tcase_add_test(tc, test_plan_large);
         tcase_add_test(tc, test_config_scripts);
         suite_add_tcase(s, tc);
         return run_suite(s);

@@ -1193,11 +1193,9 @@ static int name_and_version(const pf_view *view, char **ret_name, char **ret_ver
         r = guix_manifest_single(root, &name, &version);
         if (r < 0)
                 return r;
-        if (r > 0)
-                ;
-        else if (!strncmp(view->name, ".store/", 7))
+        if (r == 0 && !strncmp(view->name, ".store/", 7))
                 single = root;
-        else if (view->store) {
+        else if (r == 0 && view->store) {
                 r = pf_store_references(view->store, root, &refs);
                 if (r < 0)
                         return r;
@@ -1226,6 +1224,10 @@ static int name_and_version(const pf_view *view, char **ret_name, char **ret_ver
                 }
         }
         pf_strv_free(refs);
+        if (version && !*version) {
+                free(version);
+                version = NULL;
+        }
         if (!version)
                 version = strdup("0.0.0");
         if (!name || !version)

@@ -26,8 +26,8 @@ make_profile demo "$BIG" "$SMALL"
 make_profile other "$SMALL"
 make_profile prep "$BIG" "$SMALL"
 
-planned=$'closure\ndocker.tar\noci\npack.tar'
-all=$'closure\ndocker.tar\ndocker.tar.gz\ndocker.tar.xz\ndocker.tar.zst\noci\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst'
+planned=$'closure\ndocker.tar\noci\npack.rpm\npack.tar'
+all=$'closure\ndocker.tar\ndocker.tar.gz\ndocker.tar.xz\ndocker.tar.zst\noci\npack.rpm\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst'
 objects() { find "$1/objects" -type f 2>/dev/null | wc -l; }
 encoded_lines() { grep -c "$1: encoded" "$2" || true; }
 
@@ -37,7 +37,7 @@ mount_packfs "$M"
 check_eq "cold ls lists the planned files only" "$planned" "$(T ls "$M/demo")"
 colour=$(T ls --color=always "$M/demo")
 check_eq "cold ls --color lists the planned files only" "$planned" "$(printf '%s\n' "$colour" | sed 's/\x1b\[[0-9;]*m//g' | grep -v '^$')"
-check_eq "cold ls -l lists the planned files only" "3" "$(T ls -l "$M/demo" | grep -c '^-')"
+check_eq "cold ls -l lists the planned files only" "4" "$(T ls -l "$M/demo" | grep -c '^-')"
 found=$(T find "$M" -printf '%s %P\n')
 check_eq "cold find lists no compressed pack" "" "$(printf '%s\n' "$found" | grep -E '\.(gz|xz|zst)$' || true)"
 check_eq "cold listings leave the cache without objects" "0" "$(objects "$WORK/cache")"
@@ -62,13 +62,13 @@ check_contains "status shows the encoding under way" "encoding demo/pack.tar.xz"
         "$("$PACKFS" status --cache "$WORK/cache" "$M")"
 check "a later reader gets the whole .xz" bash -c "xz -dc <'$M/demo/pack.tar.xz' | cmp - '$M/demo/pack.tar'"
 check_eq "the interrupted and the later reader shared one encoding" "1" "$(encoded_lines demo/pack.tar.xz "$MOUNT_LOG")"
-check_eq "once encoded, ls lists the .xz" $'closure\ndocker.tar\noci\npack.tar\npack.tar.xz' "$(T ls "$M/demo")"
+check_eq "once encoded, ls lists the .xz" $'closure\ndocker.tar\noci\npack.rpm\npack.tar\npack.tar.xz' "$(T ls "$M/demo")"
 check_eq ".xz size listed = bytes read" "$(fsize "$M/demo/pack.tar.xz")" "$(bytes_read "$M/demo/pack.tar.xz")"
 for z in "gzip -dc:gz" "zstd -dcq:zst"; do
         check "by name, ${z##*:} of a cold view decompresses to pack.tar" \
                 bash -c "${z%%:*} <'$M/demo/pack.tar.${z##*:}' | cmp - '$M/demo/pack.tar'"
 done
-check_eq "every file listed once encoded" $'closure\ndocker.tar\noci\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst' \
+check_eq "every file listed once encoded" $'closure\ndocker.tar\noci\npack.rpm\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst' \
         "$(T ls "$M/demo")"
 unmount_packfs "$M" "$MOUNT_PID"
 

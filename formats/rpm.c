@@ -182,8 +182,10 @@ static size_t entry_begin(rpm_header *h, uint32_t tag, uint32_t type, uint32_t c
                 h->failed = true;
                 return SIZE_MAX;
         }
-        memset(h->data + h->data_len, 0, pad);
-        h->data_len += pad;
+        if (pad > 0) {
+                memset(h->data + h->data_len, 0, pad);
+                h->data_len += pad;
+        }
         uint8_t *e = h->index + h->n_entries++ * 16;
         be32(e, tag);
         be32(e + 4, type);
@@ -280,9 +282,11 @@ int rpm_header_finish(rpm_header *h, uint32_t region_tag, uint8_t **ret, size_t 
         be32(p + 4, RPM_BIN);
         be32(p + 8, (uint32_t) h->data_len);
         be32(p + 12, 16);
-        memcpy(p + 16, h->index, h->n_entries * 16);
+        if (h->n_entries > 0)
+                memcpy(p + 16, h->index, h->n_entries * 16);
         p += il * 16;
-        memcpy(p, h->data, h->data_len);
+        if (h->data_len > 0)
+                memcpy(p, h->data, h->data_len);
         p += h->data_len;
         be32(p, region_tag);
         be32(p + 4, RPM_BIN);

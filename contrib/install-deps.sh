@@ -24,6 +24,8 @@ packages=(
   # pack.squashfs: unsquashfs and mksquashfs (the test's reader, the bench's
   # baseline), gensquashfs/sqfsdiff of the library packfs writes with
   squashfs-tools squashfs-tools-ng
+  # tests of pack.rpm: rpm (rpm -K, -qlp, -i --root), rpm2cpio and cpio
+  rpm rpm2cpio cpio
 )
 
 if [ "$(id -u)" -ne 0 ]; then

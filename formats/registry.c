@@ -17,6 +17,7 @@ static const pf_format *const formats[] = {
         &pf_format_oci,
         &pf_format_squashfs,
         &pf_format_deb,
+        &pf_format_rpm,
         &pf_format_disk_raw,
         &pf_format_disk_qcow2,
         &pf_format_disk_iso,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "packfs/cache.h"
 #include "packfs/config.h"
@@ -121,6 +122,41 @@ static bool is_file_key(const char *key) {
         return !strcmp(key, "deb-control") || !strcmp(key, "deb-postinst") || !strcmp(key, "deb-triggers");
 }
 
+/* pack.rpm's scripts: files whose text the config keeps, read when it is loaded. */
+static const char *const rpm_script_keys[] = { "rpm-prein", "rpm-postin", "rpm-preun", "rpm-postun" };
+#define RPM_SCRIPT_MAX (1 << 20)
+
+static bool is_rpm_script_key(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(rpm_script_keys); i++)
+                if (!strcmp(key, rpm_script_keys[i]))
+                        return true;
+        return false;
+}
+
+/* The text of script file PATH (absolute, a regular file of at most
+ * RPM_SCRIPT_MAX bytes, no NUL), malloc'd. */
+static int read_rpm_script(const char *path, char **ret) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        size_t n;
+
+        if (path[0] != '/')
+                return -EINVAL;
+        f = fopen(path, "re");
+        if (!f || fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > RPM_SCRIPT_MAX)
+                return -EINVAL;
+        text = malloc((size_t) st.st_size + 1);
+        if (!text)
+                return -ENOMEM;
+        n = fread(text, 1, (size_t) st.st_size, f);
+        if (n != (size_t) st.st_size || memchr(text, 0, n))
+                return -EINVAL;
+        text[n] = 0;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
 /* Checks that VALUE is valid for KEY, so errors are reported at load time with a line. */
 static int validate(const char *key, const char *value) {
         const struct level_key *k = level_key_find(key);
@@ -128,9 +164,13 @@ static int validate(const char *key, const char *value) {
                 int level;
                 return parse_level(k, value, &level);
         }
-        if (!strcmp(key, "localstatedir")) {
+        if (!strcmp(key, "localstatedir") || !strcmp(key, "relocatable")) {
                 bool b;
                 return parse_bool(value, &b);
+        }
+        if (is_rpm_script_key(key)) {
+                _cleanup_free_ char *text = NULL;
+                return read_rpm_script(value, &text);
         }
         if (!strcmp(key, "max-layers")) {
                 int n;
@@ -275,7 +315,8 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
                          "unknown option '%s' (known: symlinks, entry-point, localstatedir, max-layers, gzip-level, "
                          "xz-level, zstd-level, prepare, disk-size, kernel, initrd, init, kernel-arguments, "
                          "helper-kernel, helper-timeout, vm-memory, vm-cpus, deb-control, deb-postinst, "
-                         "deb-triggers, squashfs-compressor, squashfs-level)",
+                         "deb-triggers, squashfs-compressor, squashfs-level, rpm-prein, rpm-postin, "
+                         "rpm-preun, rpm-postun, relocatable)",
                          key);
                 st->error = -EINVAL;
                 return 0;
@@ -302,8 +343,19 @@ static int on_ini_entry(void *user, const char *sec, const char *key, const char
                 goto oom;
         s->settings = nv;
         nv[s->n_settings].key = strdup(key);
-        nv[s->n_settings].value = strdup(value);
         nv[s->n_settings].content = NULL;
+        /* A script is kept as its text (validate() read it once already). */
+        nv[s->n_settings].value = NULL;
+        if (is_rpm_script_key(key)) {
+                r = read_rpm_script(value, &nv[s->n_settings].value);
+                if (r == -EINVAL) {
+                        free(nv[s->n_settings].key);
+                        snprintf(st->message, sizeof(st->message), "bad value for %s: '%s'", key, value);
+                        st->error = -EINVAL;
+                        return 0;
+                }
+        } else
+                nv[s->n_settings].value = strdup(value);
         s->n_settings++;
         if (!nv[s->n_settings - 1].key || !nv[s->n_settings - 1].value)
                 goto oom;
@@ -394,6 +446,10 @@ void pf_options_done(pf_options *o) {
         free(o->deb_postinst);
         free(o->deb_triggers);
         free(o->squashfs_compressor);
+        free(o->rpm_prein);
+        free(o->rpm_postin);
+        free(o->rpm_preun);
+        free(o->rpm_postun);
         for (size_t i = 0; i < o->n_prepare; i++)
                 free(o->prepare[i]);
         free(o->prepare);
@@ -429,6 +485,8 @@ static int apply_setting(pf_options *o, const setting *s) {
                 return parse_level(k, s->value, (int *) ((uint8_t *) o + k->field));
         if (!strcmp(s->key, "localstatedir"))
                 return parse_bool(s->value, &o->localstatedir);
+        if (!strcmp(s->key, "relocatable"))
+                return parse_bool(s->value, &o->relocatable);
         if (!strcmp(s->key, "max-layers"))
                 return parse_level(&max_layers_key, s->value, &o->max_layers);
         if (!strcmp(s->key, "prepare"))
@@ -469,6 +527,10 @@ static int apply_setting(pf_options *o, const setting *s) {
                 { "kernel-arguments", offsetof(pf_options, kernel_arguments) },
                 { "helper-kernel", offsetof(pf_options, helper_kernel) },
                 { "squashfs-compressor", offsetof(pf_options, squashfs_compressor) },
+                { "rpm-prein", offsetof(pf_options, rpm_prein) },
+                { "rpm-postin", offsetof(pf_options, rpm_postin) },
+                { "rpm-preun", offsetof(pf_options, rpm_preun) },
+                { "rpm-postun", offsetof(pf_options, rpm_postun) },
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 if (!strcmp(s->key, strings[i].key)) {
@@ -552,6 +614,13 @@ static void options_compute_id(pf_options *o) {
                 int n = snprintf(squashfs, sizeof(squashfs), "squashfs=%s:%d",
                                  o->squashfs_compressor ? o->squashfs_compressor : "", o->squashfs_level);
                 gcry_md_write(md, squashfs, (size_t) n + 1);
+        }
+        /* pack.rpm's, only when one is set (as max-layers). */
+        if (o->rpm_prein || o->rpm_postin || o->rpm_preun || o->rpm_postun || o->relocatable) {
+                const char *const scripts[] = { o->rpm_prein, o->rpm_postin, o->rpm_preun, o->rpm_postun };
+                gcry_md_write(md, o->relocatable ? "rpm R1" : "rpm R0", 7);
+                for (size_t i = 0; i < ELEMENTSOF(scripts); i++)
+                        gcry_md_write(md, scripts[i] ? scripts[i] : "", scripts[i] ? strlen(scripts[i]) + 1 : 1);
         }
         for (size_t i = 0; i < ELEMENTSOF(level_keys); i++) {
                 char level[32];

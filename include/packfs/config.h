@@ -28,6 +28,10 @@
  *   squashfs-compressor = xz pack.squashfs: gzip, xz, zstd, lz4 or lzo, and a
  *   squashfs-level = 6       level in that compressor's range (unset: the
  *                            format's defaults, formats/squashfs.c)
+ *   rpm-prein = /etc/x.sh    pack.rpm's scripts (rpm-prein, rpm-postin, rpm-preun,
+ *                            rpm-postun): files read when the config is loaded,
+ *                            their contents kept (at most 1 MiB each)
+ *   relocatable = true       pack.rpm may be installed with --prefix (PREFIXES /)
  *
  * Sections apply in the order [*], globs (in file order), then the exact name, each
  * overriding the keys it sets. Unknown keys and bad values fail the load with
@@ -71,6 +75,9 @@ typedef struct pf_options {
         char *deb_control, *deb_postinst, *deb_triggers;
         char *squashfs_compressor;      /* pack.squashfs: NULL for the default */
         int squashfs_level;             /* -1: the compressor's default there */
+        /* pack.rpm: its scripts' text (NULL: none), and PREFIXES. */
+        char *rpm_prein, *rpm_postin, *rpm_preun, *rpm_postun;
+        bool relocatable;
         char **prepare;         /* file names to encode ahead of use */
         size_t n_prepare;
         uint8_t id[32];         /* sha256 of the canonical form (without prepare) */

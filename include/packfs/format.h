@@ -98,6 +98,7 @@ extern const pf_format pf_format_docker_zst;
 extern const pf_format pf_format_oci;
 extern const pf_format pf_format_squashfs;
 extern const pf_format pf_format_deb;
+extern const pf_format pf_format_rpm;
 extern const pf_format pf_format_disk_raw;
 extern const pf_format pf_format_disk_qcow2;
 extern const pf_format pf_format_disk_iso;

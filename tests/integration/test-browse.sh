@@ -26,10 +26,10 @@ make_profile demo "$BIG" "$SMALL"
 make_profile other "$SMALL"
 make_profile prep "$BIG" "$SMALL"
 
-planned=$'closure\ndocker.tar\noci\npack.deb\npack.tar'
+planned=$'closure\ndocker.tar\noci\npack.deb\npack.rpm\npack.tar'
 # What `packfs warm VIEW` makes ready (disk images only when named), and what
 # --list all lists.
-warmed=$'closure\ndocker.tar\ndocker.tar.gz\ndocker.tar.xz\ndocker.tar.zst\noci\npack.deb\npack.squashfs\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst'
+warmed=$'closure\ndocker.tar\ndocker.tar.gz\ndocker.tar.xz\ndocker.tar.zst\noci\npack.deb\npack.rpm\npack.squashfs\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst'
 all=$(printf '%s\n' $warmed disk.iso disk.qcow2 disk.raw | sort)
 objects() { find "$1/objects" -type f 2>/dev/null | wc -l; }
 encoded_lines() { grep -c "$1: encoded" "$2" || true; }
@@ -40,7 +40,7 @@ mount_packfs "$M"
 check_eq "cold ls lists the planned files only" "$planned" "$(T ls "$M/demo")"
 colour=$(T ls --color=always "$M/demo")
 check_eq "cold ls --color lists the planned files only" "$planned" "$(printf '%s\n' "$colour" | sed 's/\x1b\[[0-9;]*m//g' | grep -v '^$')"
-check_eq "cold ls -l lists the planned files only" "4" "$(T ls -l "$M/demo" | grep -c '^-')"
+check_eq "cold ls -l lists the planned files only" "5" "$(T ls -l "$M/demo" | grep -c '^-')"
 found=$(T find "$M" -printf '%s %P\n')
 check_eq "cold find lists no compressed pack" "" "$(printf '%s\n' "$found" | grep -E '\.(gz|xz|zst)$' || true)"
 check_eq "cold listings leave the cache without objects" "0" "$(objects "$WORK/cache")"
@@ -65,13 +65,13 @@ check_contains "status shows the encoding under way" "encoding demo/pack.tar.xz"
         "$("$PACKFS" status --cache "$WORK/cache" "$M")"
 check "a later reader gets the whole .xz" bash -c "xz -dc <'$M/demo/pack.tar.xz' | cmp - '$M/demo/pack.tar'"
 check_eq "the interrupted and the later reader shared one encoding" "1" "$(encoded_lines demo/pack.tar.xz "$MOUNT_LOG")"
-check_eq "once encoded, ls lists the .xz" $'closure\ndocker.tar\noci\npack.deb\npack.tar\npack.tar.xz' "$(T ls "$M/demo")"
+check_eq "once encoded, ls lists the .xz" $'closure\ndocker.tar\noci\npack.deb\npack.rpm\npack.tar\npack.tar.xz' "$(T ls "$M/demo")"
 check_eq ".xz size listed = bytes read" "$(fsize "$M/demo/pack.tar.xz")" "$(bytes_read "$M/demo/pack.tar.xz")"
 for z in "gzip -dc:gz" "zstd -dcq:zst"; do
         check "by name, ${z##*:} of a cold view decompresses to pack.tar" \
                 bash -c "${z%%:*} <'$M/demo/pack.tar.${z##*:}' | cmp - '$M/demo/pack.tar'"
 done
-check_eq "every file listed once encoded" $'closure\ndocker.tar\noci\npack.deb\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst' \
+check_eq "every file listed once encoded" $'closure\ndocker.tar\noci\npack.deb\npack.rpm\npack.tar\npack.tar.gz\npack.tar.xz\npack.tar.zst' \
         "$(T ls "$M/demo")"
 unmount_packfs "$M" "$MOUNT_PID"
 
@@ -199,7 +199,7 @@ done
 check_contains "status shows the prepared file under way" "encoding prep/pack.tar.xz" "$st"
 check_contains "status shows the next one queued" "queued   prep/pack.tar.zst" "$st"
 check "prepare finishes the first generation" wait_log "prepare: prep/pack.tar.zst is ready" 1
-check_eq "a prepared file is listed" $'closure\ndocker.tar\noci\npack.deb\npack.tar\npack.tar.xz\npack.tar.zst' "$(T ls "$M4/prep")"
+check_eq "a prepared file is listed" $'closure\ndocker.tar\noci\npack.deb\npack.rpm\npack.tar\npack.tar.xz\npack.tar.zst' "$(T ls "$M4/prep")"
 check_eq "only the profile with the option was prepared" "" "$(grep 'prepare: ' "$MOUNT_LOG" | grep -v 'prep/' || true)"
 n=$(grep -c ': encoded' "$MOUNT_LOG" || true)
 T stat "$M4/prep/pack.tar.zst" "$M4/prep/pack.tar.xz" >/dev/null
@@ -209,7 +209,7 @@ check "a new generation is prepared in the background" wait_log "prepare: prep/p
 # The kernel keeps the names it looked up for the entry timeout (1 s): only
 # then do all of them lead to the new generation.
 sleep 1.2
-check_eq "the new generation's files are listed" $'closure\ndocker.tar\noci\npack.deb\npack.tar\npack.tar.xz\npack.tar.zst' "$(T ls "$M4/prep")"
+check_eq "the new generation's files are listed" $'closure\ndocker.tar\noci\npack.deb\npack.rpm\npack.tar\npack.tar.xz\npack.tar.zst' "$(T ls "$M4/prep")"
 check_eq "generation links are not prepared" "" "$(grep 'prepare: prep-[0-9]*-link' "$MOUNT_LOG" || true)"
 gen2=$(grep 'prep/pack.tar.xz: encoded' "$MOUNT_LOG" | tail -n1)
 read -r k n < <(sed -n 's/.*encoded \([0-9]*\) of \([0-9]*\) units.*/\1 \2/p' <<<"$gen2")

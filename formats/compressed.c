@@ -486,36 +486,6 @@ static void manifest_key(const pf_format *self, const pf_view *view, int level, 
         gcry_md_close(md);
 }
 
-/* The pack from its cached manifest: 1 and *ret, or 0 if any part is missing. */
-static int plan_from_manifest(const uint8_t key[32], pf_cache *cache, pf_plan **ret) {
-        _cleanup_free_ uint8_t (*keys)[32] = NULL;
-        _cleanup_free_ pf_cache_object *objs = NULL;
-        size_t n;
-        int r;
-
-        r = pf_cache_manifest_get(cache, key, &keys, &n);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        objs = calloc(MAX(n, (size_t) 1), sizeof(*objs));
-        if (!objs)
-                return -ENOMEM;
-        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) keys, n, objs);
-        if (r < 0)
-                return r;
-        if ((size_t) r < n) {
-                for (size_t i = 0; i < n; i++) {
-                        if (objs[i].path)
-                                pf_cache_unpin(cache, keys[i]);
-                        pf_cache_object_done(&objs[i]);
-                }
-                return 0;
-        }
-        r = pf_plan_over_cache_objects(cache, (const uint8_t (*)[32]) keys, objs, n, ret);
-        return r < 0 ? r : 1;
-}
-
 static int base_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         if (view->plan_of)
                 return view->plan_of(view, self->base, ret);
@@ -712,7 +682,7 @@ int pf_compressed_plan(const pf_format *self, const pf_view *view, pf_plan **ret
 
         manifest_key(self, view, level, key);
         if (view->cache) {
-                r = plan_from_manifest(key, view->cache, ret);
+                r = pf_plan_from_manifest(key, view->cache, ret);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
@@ -763,7 +733,7 @@ int pf_compressed_stream(const pf_format *self, const pf_view *view, int fd) {
                 return -ENOMEM;
         manifest_key(self, view, level, key);
         if (view->cache) {
-                r = plan_from_manifest(key, view->cache, &plan);
+                r = pf_plan_from_manifest(key, view->cache, &plan);
                 if (r < 0)
                         return r;
                 if (r > 0) {

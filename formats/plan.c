@@ -584,3 +584,32 @@ int pf_plan_over_cache_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_ca
         }
         return pf_plan_builder_finish(b, NULL, p, pins_free, ret);
 }
+
+int pf_plan_from_manifest(const uint8_t key[32], pf_cache *cache, pf_plan **ret) {
+        _cleanup_free_ uint8_t (*keys)[32] = NULL;
+        _cleanup_free_ pf_cache_object *objs = NULL;
+        size_t n;
+        int r;
+
+        r = pf_cache_manifest_get(cache, key, &keys, &n);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        objs = calloc(MAX(n, (size_t) 1), sizeof(*objs));
+        if (!objs)
+                return -ENOMEM;
+        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) keys, n, objs);
+        if (r < 0)
+                return r;
+        if ((size_t) r < n) {
+                for (size_t i = 0; i < n; i++) {
+                        if (objs[i].path)
+                                pf_cache_unpin(cache, keys[i]);
+                        pf_cache_object_done(&objs[i]);
+                }
+                return 0;
+        }
+        r = pf_plan_over_cache_objects(cache, (const uint8_t (*)[32]) keys, objs, n, ret);
+        return r < 0 ? r : 1;
+}

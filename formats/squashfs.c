@@ -1413,36 +1413,6 @@ static int build_tree(build *b) {
 
 /* --- The format. */
 
-/* The image from its manifest: 1 and *ret, 0 if a piece is missing. */
-static int plan_from_manifest(pf_cache *cache, const uint8_t key[32], pf_plan **ret) {
-        _cleanup_free_ uint8_t (*keys)[32] = NULL;
-        _cleanup_free_ pf_cache_object *objs = NULL;
-        size_t n;
-        int r;
-
-        r = pf_cache_manifest_get(cache, key, &keys, &n);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        objs = calloc(MAX(n, (size_t) 1), sizeof(*objs));
-        if (!objs)
-                return -ENOMEM;
-        r = pf_cache_acquire(cache, (const uint8_t (*)[32]) keys, n, objs);
-        if (r < 0)
-                return r;
-        if ((size_t) r < n) {
-                for (size_t i = 0; i < n; i++) {
-                        if (objs[i].path)
-                                pf_cache_unpin(cache, keys[i]);
-                        pf_cache_object_done(&objs[i]);
-                }
-                return 0;
-        }
-        r = pf_plan_over_cache_objects(cache, (const uint8_t (*)[32]) keys, objs, n, ret);
-        return r < 0 ? r : 1;
-}
-
 static int squashfs_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         pieces p = {};
         uint8_t key[32];
@@ -1467,7 +1437,7 @@ static int squashfs_plan(const pf_format *self, const pf_view *view, pf_plan **r
          * run at idle priority (background.h). */
         pf_background_follow(view->background);
         if (view->cache) {
-                r = plan_from_manifest(view->cache, key, ret);
+                r = pf_plan_from_manifest(key, view->cache, ret);
                 if (r != 0)
                         return r < 0 ? -EIO : 0;
         }

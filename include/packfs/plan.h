@@ -143,3 +143,6 @@ ssize_t pf_plan_pread(const pf_plan *p, void *buf, size_t len, uint64_t offset);
  * whatever the outcome. */
 int pf_plan_over_cache_objects(pf_cache *cache, const uint8_t (*keys)[32], pf_cache_object *objs, size_t n,
                                pf_plan **ret);
+/* The plan over the objects of the manifest KEY (cache.h), pinned: 1 and *ret,
+ * or 0 when the manifest or any of its objects is missing (nothing held). */
+int pf_plan_from_manifest(const uint8_t key[32], pf_cache *cache, pf_plan **ret);

@@ -455,11 +455,9 @@ static int package_identity(const pf_view *view, char **ret_name, char **ret_ver
 
 /* Installed sizes. A sizing plan (pf_format_want_none: st_size without a walk)
  * needs each item's share of Installed-Size, which the control file holds: a
- * function of the item's identity alone, recorded in the cache when a whole
- * plan counts it, as pack.tar records its items' lengths. The record is the KiB
- * (8 bytes, little endian) and a SHA-256 over the key and them. */
+ * function of the item's identity alone, recorded in the cache (in KiB) when a
+ * whole plan counts it, as pack.tar records its items' lengths. */
 #define INSTALLED_RECORD "packfs deb item installed size 1"
-#define INSTALLED_RECORD_SIZE (8 + 32)
 
 static void installed_key(const pf_closure_item *item, uint8_t key[32]) {
         uint8_t identity[32];
@@ -470,40 +468,26 @@ static void installed_key(const pf_closure_item *item, uint8_t key[32]) {
 
 /* 1 and *RET from the record, 0 without one (a damaged one is dropped). */
 static int installed_lookup(pf_cache *cache, const pf_closure_item *item, uint64_t *ret) {
-        _cleanup_free_ uint8_t *data = NULL;
-        uint8_t key[32], check[32];
-        uint64_t kib = 0;
-        size_t size = 0;
+        uint8_t key[32];
+        int r;
 
         if (!cache || !pf_closure_item_keyed(item))
                 return 0;
         installed_key(item, key);
-        if (pf_cache_record_get(cache, key, (void **) &data, &size) < 0)
-                return 0;
-        if (size == INSTALLED_RECORD_SIZE)
-                pf_sha256_pair(key, 32, data, 8, check);
-        if (size != INSTALLED_RECORD_SIZE || memcmp(check, data + 8, 32) != 0) {
+        r = pf_cache_record_get_u64(cache, key, ret);
+        if (r == -EBADMSG)
                 log_warning("cache: %s: the recorded pack.deb installed size is damaged; counting it again", item->path);
-                (void) pf_cache_record_drop(cache, key);
-                return 0;
-        }
-        for (int i = 7; i >= 0; i--)
-                kib = kib << 8 | data[i];
-        *ret = kib;
-        return 1;
+        return r > 0;
 }
 
 /* Best effort: without it, the next stat makes a whole plan. */
 static void installed_record(pf_cache *cache, const pf_closure_item *item, uint64_t kib) {
-        uint8_t key[32], data[INSTALLED_RECORD_SIZE];
+        uint8_t key[32];
 
         if (!cache || !pf_closure_item_keyed(item))
                 return;
         installed_key(item, key);
-        for (int i = 0; i < 8; i++)
-                data[i] = (uint8_t) (kib >> (8 * i));
-        pf_sha256_pair(key, 32, data, 8, data + 8);
-        (void) pf_cache_record_put(cache, key, data, sizeof(data));
+        pf_cache_record_put_u64(cache, key, kib);
 }
 
 /* A whole plan's tar_planner.around_item: records each item's installed size

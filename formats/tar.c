@@ -339,56 +339,36 @@ static int add_member_length(void *userdata, const pf_walk_entry *e) {
 /* Item lengths. A sparse plan's placeholder for an item it does not want is
  * the bytes the item's members take: a function of the item's identity alone,
  * so it is recorded in the cache the first time it is summed, and a new
- * generation's skeleton plan fetches no member list of an unchanged item. The
- * record is the length (8 bytes, little endian) and a SHA-256 over the key and
- * the length: a damaged record is dropped and the length summed again. */
+ * generation's skeleton plan fetches no member list of an unchanged item. A
+ * damaged record is dropped and the length summed again. */
 #define TAR_LENGTH_RECORD "packfs pack.tar item length 1"
-#define LENGTH_RECORD_SIZE (8 + 32)
 
 static void length_record_key(const uint8_t identity[32], uint8_t key[32]) {
         pf_sha256_pair(TAR_LENGTH_RECORD, sizeof(TAR_LENGTH_RECORD), identity, 32, key);
 }
 
-static void length_record_check(const uint8_t key[32], const uint8_t length_le[8], uint8_t check[32]) {
-        pf_sha256_pair(key, 32, length_le, 8, check);
-}
-
 /* 1 and *RET with the recorded length, 0 when there is none (or it was damaged). */
 static int length_lookup(pf_cache *cache, const pf_closure_item *item, const uint8_t identity[32], uint64_t *ret) {
-        _cleanup_free_ uint8_t *data = NULL;
-        uint8_t key[32], check[32];
-        size_t size = 0;
-        uint64_t length = 0;
+        uint8_t key[32];
+        int r;
 
         if (!cache || !pf_closure_item_keyed(item))
                 return 0;
         length_record_key(identity, key);
-        if (pf_cache_record_get(cache, key, (void **) &data, &size) < 0)
-                return 0;
-        if (size == LENGTH_RECORD_SIZE)
-                length_record_check(key, data, check);
-        if (size != LENGTH_RECORD_SIZE || memcmp(check, data + 8, 32) != 0) {
+        r = pf_cache_record_get_u64(cache, key, ret);
+        if (r == -EBADMSG)
                 log_warning("cache: %s: the recorded pack.tar length is damaged; summing it again", item->path);
-                (void) pf_cache_record_drop(cache, key);
-                return 0;
-        }
-        for (int i = 7; i >= 0; i--)
-                length = length << 8 | data[i];
-        *ret = length;
-        return 1;
+        return r > 0;
 }
 
 /* Best effort: without the record the next plan sums the length again. */
 static void length_record(pf_cache *cache, const pf_closure_item *item, const uint8_t identity[32], uint64_t length) {
-        uint8_t key[32], data[LENGTH_RECORD_SIZE];
+        uint8_t key[32];
 
         if (!cache || !pf_closure_item_keyed(item))
                 return;
         length_record_key(identity, key);
-        for (int i = 0; i < 8; i++)
-                data[i] = (uint8_t) (length >> (8 * i));
-        length_record_check(key, data, data + 8);
-        (void) pf_cache_record_put(cache, key, data, sizeof(data));
+        pf_cache_record_put_u64(cache, key, length);
 }
 
 /* The closure's items, each a segment of its own: their bytes depend on the

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "packfs/cache.h"
+#include "packfs/digest.h"
 #include "packfs/io.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -1298,4 +1299,35 @@ int pf_cache_list_jobs(pf_cache *c, void (*fn)(void *userdata, const pf_cache_jo
         sqlite3_finalize(st);
         pthread_mutex_unlock(&c->lock);
         return r;
+}
+
+#define U64_RECORD_SIZE (8 + 32)
+
+int pf_cache_record_get_u64(pf_cache *c, const uint8_t key[32], uint64_t *ret) {
+        _cleanup_free_ uint8_t *data = NULL;
+        uint8_t check[32];
+        uint64_t value = 0;
+        size_t size = 0;
+
+        if (pf_cache_record_get(c, key, (void **) &data, &size) < 0)
+                return 0;
+        if (size == U64_RECORD_SIZE)
+                pf_sha256_pair(key, 32, data, 8, check);
+        if (size != U64_RECORD_SIZE || memcmp(check, data + 8, 32) != 0) {
+                (void) pf_cache_record_drop(c, key);
+                return -EBADMSG;
+        }
+        for (int i = 7; i >= 0; i--)
+                value = value << 8 | data[i];
+        *ret = value;
+        return 1;
+}
+
+void pf_cache_record_put_u64(pf_cache *c, const uint8_t key[32], uint64_t value) {
+        uint8_t data[U64_RECORD_SIZE];
+
+        for (int i = 0; i < 8; i++)
+                data[i] = (uint8_t) (value >> (8 * i));
+        pf_sha256_pair(key, 32, data, 8, data + 8);
+        (void) pf_cache_record_put(c, key, data, sizeof(data));
 }

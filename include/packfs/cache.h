@@ -113,6 +113,12 @@ int pf_cache_manifest_put(pf_cache *c, const uint8_t key[32], const uint8_t (*ke
 int pf_cache_record_get(pf_cache *c, const uint8_t key[32], void **ret, size_t *ret_size);
 int pf_cache_record_put(pf_cache *c, const uint8_t key[32], const void *data, size_t size);
 int pf_cache_record_drop(pf_cache *c, const uint8_t key[32]);
+/* A record holding one number: 8 bytes little endian and a SHA-256 over the
+ * key and them, so a damaged one is noticed. Get returns 1 and *RET, 0 when
+ * there is none, -EBADMSG when it was damaged (and is dropped now). Put is
+ * best effort, as pf_cache_record_put(). */
+int pf_cache_record_get_u64(pf_cache *c, const uint8_t key[32], uint64_t *ret);
+void pf_cache_record_put_u64(pf_cache *c, const uint8_t key[32], uint64_t value);
 /* Writes the pending records (C may be NULL). */
 int pf_cache_flush_records(pf_cache *c);
 

@@ -31,6 +31,8 @@
 #              for the next run), a changed generation, skopeo inspect oci:
 #   --no-docker        everything but section j
 #   --pairs N  section i's with/without-prepare cat pairs (default 6)
+#   --setup-only       make the bench store and the generation-2 profiles
+#              (what bench/squashfs.sh, deb.sh and rpm.sh read), then stop
 #
 # The store is built once from directories of /usr and cached under
 # $PACKFS_BENCH_DIR (default /var/tmp/packfs-bench, or ...-quick). Run as root
@@ -42,7 +44,7 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 argv=("$@")
-quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 docker=1 b_pairs=6 codecs="zst gz xz"
+setup_only=0 quick=0 rebuild=0 profile=0 reps=3 xz_reps=2 issue2=1 compressed=1 browse=1 docker=1 b_pairs=6 codecs="zst gz xz"
 while [ $# -gt 0 ]; do
         case $1 in
         --quick) quick=1 ;;
@@ -57,6 +59,7 @@ while [ $# -gt 0 ]; do
         --docker-only) issue2=0 compressed=0 browse=0 ;;
         --no-docker) docker=0 ;;
         --pairs) b_pairs=$2; shift ;;
+        --setup-only) setup_only=1 ;;
         --codecs) codecs=$2; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -486,6 +489,12 @@ make_gen2() {
         rm -rf "$bench/staging-gen"
         echo "$version" > "$profiles_gen/ready"
 }
+
+if [ $setup_only = 1 ]; then
+        make_gen2
+        log "bench store ready in $bench"
+        exit 0
+fi
 
 # cpu_of PID: "USER SYS" CPU seconds of a live process, all its threads so far.
 cpu_of() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / t, $15 / t }' /proc/"$1"/stat; }

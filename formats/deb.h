@@ -26,11 +26,6 @@ int deb_ar_header(const char *name, uint64_t size, uint8_t out[DEB_AR_HEADER]);
  * "amd64", "aarch64" -> "arm64", "i686" -> "i386", ...; unknown: itself). */
 const char *deb_arch(const char *machine);
 
-/* Splits a store item's name ("hello-2.12.1") as Nix's parseDrvName does: the
- * version starts after the first '-' that is not followed by a letter. No
- * version: *RET_VERSION NULL. -ENOMEM. */
-int deb_split_name(const char *name, char **ret_name, char **ret_version);
-
 /* A valid Debian package name from S: lower case, characters outside
  * [a-z0-9+.-] become '-', starting with a letter or digit, at least two
  * characters ("packfs" if nothing is left). NULL without memory. */
@@ -38,11 +33,6 @@ char *deb_package_name(const char *s);
 /* A valid Debian version from S (NULL: "0.0.0"): characters outside
  * [A-Za-z0-9.+~] become '.', "0." in front unless it starts with a digit. */
 char *deb_version(const char *s);
-
-/* The top-level entries of a Guix profile's `manifest` (an S-expression,
- * versions 3 and 4): *RET_N names and versions, NULL-terminated vectors to
- * free with pf_strv_free(). -EBADMSG if TEXT is not such a manifest. */
-int deb_guix_manifest(const char *text, char ***ret_names, char ***ret_versions, size_t *ret_n);
 
 typedef struct deb_control_input {
         const char *package, *version, *arch;

@@ -47,10 +47,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "packfs/cancel.h"
 #include "packfs/digest.h"
 #include "packfs/format.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
+#include "packfs/package.h"
 #include "packfs/walkcache.h"
 #include "rpm.h"
 #include "tar-plan.h"
@@ -390,11 +392,27 @@ typedef struct rpm_data {
         pf_cache *cache;
         const pf_plan *plan;    /* the plan owning this */
 
-        /* Guards what follows: the headers, made once by the first read of them. */
+        /* Set once the plan goes: a hashing thread gives up (-ECANCELED). */
+        bool stop;              /* atomic */
+
+        /* The headers need every digest before their first byte: a thread of
+         * their own (the hasher) makes them, started by the first read that
+         * needs them. Readers wait for it and may give up (their request
+         * interrupted, cancel.h) while it goes on for the next reader. The
+         * hasher writes payload_digest and digests[] unlocked; nobody reads
+         * them before it publishes its result under the lock.
+         *
+         * Guards what follows. */
         pthread_mutex_t lock;
-        bool ready;
-        uint8_t payload_digest[32];
+        pthread_cond_t finished;        /* an attempt ended */
+        pthread_t hasher;
+        bool hasher_started;            /* hasher is to be joined */
+        bool hashing;                   /* an attempt runs */
+        unsigned attempts;              /* ended attempts */
+        int error;                      /* of the last ended attempt */
+        bool ready;                     /* the headers are made */
         uint8_t *signature, *header;
+        uint8_t payload_digest[32];
 } rpm_data;
 
 static void rpm_data_free(void *p) {
@@ -402,6 +420,9 @@ static void rpm_data_free(void *p) {
 
         if (!d)
                 return;
+        __atomic_store_n(&d->stop, true, __ATOMIC_RELEASE);
+        if (d->hasher_started)
+                pthread_join(d->hasher, NULL);
         free(d->files);
         for (size_t i = 0; i < d->n_dirs; i++)
                 free(d->dirs[i]);
@@ -420,6 +441,7 @@ static void rpm_data_free(void *p) {
                 free(d->scripts[i]);
         free(d->signature);
         free(d->header);
+        pthread_cond_destroy(&d->finished);
         pthread_mutex_destroy(&d->lock);
         free(d);
 }
@@ -668,8 +690,13 @@ static int check_unchanged(int fd, const char *path, uint64_t size, int64_t mtim
         return 0;
 }
 
+/* Whether the hasher is to give up: the plan goes, or the process ends. */
+static int check_stop(const rpm_data *d) {
+        return __atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || pf_cancel_requested() ? -ECANCELED : 0;
+}
+
 /* SHA-256 of store file F, which must be as planned before and after. */
-static int hash_file(const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
+static int hash_file(const rpm_data *d, const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
         _cleanup_close_ int fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         uint64_t done = 0;
         gcry_md_hd_t md;
@@ -689,12 +716,14 @@ static int hash_file(const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
                 ssize_t k = read(fd, buf, (size_t) MIN((uint64_t) CHUNK, f->size - done));
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k <= 0)
+                if (k <= 0 || (r = check_stop(d)) < 0)
                         break;
                 gcry_md_write(md, buf, (size_t) k);
                 done += (uint64_t) k;
         }
-        if (done == f->size)
+        if (r < 0)
+                ;
+        else if (done == f->size)
                 r = check_unchanged(fd, f->path, f->size, f->mtime);
         else {
                 log_error("%s: short read; pack.rpm serves EIO", f->path);
@@ -766,6 +795,7 @@ static void *hash_payload(void *userdata) {
                         }
                         gcry_md_write(md, buf, (size_t) k);
                         at += (uint64_t) k;
+                        r = check_stop(d);
                 }
                 if (r >= 0)
                         r = check_unchanged(fd, f->path, f->size, f->mtime);
@@ -778,8 +808,9 @@ static void *hash_payload(void *userdata) {
         return NULL;
 }
 
-/* Every digest, then the headers. Called with D->lock held. */
-static int make_headers_locked(rpm_data *d) {
+/* Every digest, then the headers: *RET_HEADER and *RET_SIGNATURE. In the
+ * hasher only. */
+static int make_headers(rpm_data *d, uint8_t **ret_header, uint8_t **ret_signature) {
         _cleanup_free_ bool *need = calloc(MAX(d->n_items, (size_t) 1), sizeof(bool));
         _cleanup_free_ uint8_t *buf = malloc(CHUNK);
         _cleanup_free_ uint8_t *header = NULL, *signature = NULL;
@@ -811,7 +842,7 @@ static int make_headers_locked(rpm_data *d) {
                         continue;
                 for (uint32_t j = 0; j < it->n && r >= 0; j++) {
                         const rpm_file *f = &d->files[d->digest_file[it->first + j]];
-                        r = hash_file(f, buf, d->digests[it->first + j]);
+                        r = hash_file(d, f, buf, d->digests[it->first + j]);
                         hashed_bytes += f->size;
                 }
                 if (r >= 0 && it->keyed)
@@ -829,6 +860,8 @@ static int make_headers_locked(rpm_data *d) {
                         record_put(d->cache, d->payload_key, d->payload_digest, 32);
         }
         (void) pf_cache_flush_records(d->cache);
+        if (r == -ECANCELED)
+                return r;
         if (r < 0)
                 return log_error_errno(r == -ENOMEM ? r : -EIO, "%s/pack.rpm: cannot compute its digests",
                                        d->view_name);
@@ -849,10 +882,67 @@ static int make_headers_locked(rpm_data *d) {
                 return r;
         if (signature_size != d->signature_size)
                 return log_error_errno(-EIO, "%s/pack.rpm: its signature changed size", d->view_name);
-        d->header = TAKE_PTR(header);
-        d->signature = TAKE_PTR(signature);
-        d->ready = true;
+        *ret_header = TAKE_PTR(header);
+        *ret_signature = TAKE_PTR(signature);
         return 0;
+}
+
+static void *hasher_main(void *userdata) {
+        rpm_data *d = userdata;
+        uint8_t *header = NULL, *signature = NULL;
+        int r = make_headers(d, &header, &signature);
+
+        pthread_mutex_lock(&d->lock);
+        if (r >= 0) {
+                d->header = header;
+                d->signature = signature;
+                d->ready = true;
+        }
+        d->error = r;
+        d->hashing = false;
+        d->attempts++;
+        pthread_cond_broadcast(&d->finished);
+        pthread_mutex_unlock(&d->lock);
+        return NULL;
+}
+
+/* Waits until the headers are made, starting the hasher if no attempt runs
+ * (after a failed one, too: the next reader tries again). -EINTR if the
+ * calling thread's request is interrupted first (the hasher goes on); else the
+ * error of the attempt waited for. */
+static int wait_headers(rpm_data *d) {
+        unsigned attempt;
+        int r = 0;
+
+        pthread_mutex_lock(&d->lock);
+        if (!d->ready && !d->hashing) {
+                if (d->hasher_started) {
+                        /* The last attempt failed and its thread has ended. */
+                        pthread_join(d->hasher, NULL);
+                        d->hasher_started = false;
+                }
+                r = -pthread_create(&d->hasher, NULL, hasher_main, d);
+                d->hasher_started = d->hashing = r == 0;
+                if (r < 0)
+                        log_error_errno(r, "%s/pack.rpm: cannot start hashing", d->view_name);
+        }
+        attempt = d->attempts;
+        while (r >= 0 && !d->ready && d->attempts == attempt) {
+                struct timespec until;
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                until.tv_nsec += 50 * 1000 * 1000;
+                if (until.tv_nsec >= 1000000000) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000000000;
+                }
+                (void) pthread_cond_timedwait(&d->finished, &d->lock, &until);
+                if (!d->ready && d->attempts == attempt && pf_request_interrupted())
+                        r = -EINTR;
+        }
+        if (r >= 0 && !d->ready)
+                r = d->error < 0 ? d->error : -EIO;
+        pthread_mutex_unlock(&d->lock);
+        return r;
 }
 
 static int rpm_generate(const void *format_data, uint64_t cookie, uint64_t offset, void *buf, size_t len) {
@@ -860,10 +950,7 @@ static int rpm_generate(const void *format_data, uint64_t cookie, uint64_t offse
         int r = 0;
 
         if (cookie == COOKIE_SIGNATURE || cookie == COOKIE_HEADER) {
-                pthread_mutex_lock(&d->lock);
-                if (!d->ready)
-                        r = make_headers_locked(d);
-                pthread_mutex_unlock(&d->lock);
+                r = wait_headers(d);
                 if (r < 0)
                         return r;
                 if (cookie == COOKIE_HEADER) {
@@ -1089,25 +1176,6 @@ static int index_dirs(rpm_data *d) {
         return 0;
 }
 
-/* NAME and VERSION of a store item's name, "<hash>-hello-2.12" -> "hello",
- * "2.12": the version starts at the first dash followed by a non-letter, as
- * Nix's parseDrvName has it. */
-static void split_name(const char *item, char **ret_name, char **ret_version) {
-        const char *base = strrchr(item, '/') ? strrchr(item, '/') + 1 : item;
-        const char *dash = strchr(base, '-');
-
-        if (dash)
-                base = dash + 1;
-        for (const char *p = base; *p; p++)
-                if (*p == '-' && !(p[1] >= 'a' && p[1] <= 'z') && !(p[1] >= 'A' && p[1] <= 'Z')) {
-                        *ret_name = strndup(base, (size_t) (p - base));
-                        *ret_version = strdup(p + 1);
-                        return;
-                }
-        *ret_name = strdup(base);
-        *ret_version = NULL;
-}
-
 /* What rpm accepts in a name and a version. */
 static void sanitize(char *s, const char *extra, char replacement) {
         for (; *s; s++)
@@ -1116,126 +1184,20 @@ static void sanitize(char *s, const char *extra, char replacement) {
                         *s = replacement;
 }
 
-/* A Guix profile's manifest (<profile>/manifest: "(manifest (version N)
- * (packages (("name" "version" "output" "/gnu/store/..." ...) ...)))"): 1 and
- * the name and version of its package if it has exactly one, 0 if not (or if
- * it is not there). */
-static int guix_manifest_single(const char *root, char **ret_name, char **ret_version) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        _cleanup_free_ char *name = NULL, *version = NULL;
-        _cleanup_fclose_ FILE *f = NULL;
-        size_t len, entries = 0, strings = 0;
-        int depth = 0;
-        const char *p;
-
-        if (asprintf(&path, "%s/manifest", root) < 0)
-                return -ENOMEM;
-        f = fopen(path, "re");
-        if (!f)
-                return 0;
-        text = malloc(1 << 20);
-        if (!text)
-                return -ENOMEM;
-        len = fread(text, 1, (1 << 20) - 1, f);
-        text[len] = 0;
-        p = strstr(text, "(packages");
-        if (strncmp(text, ";;", 2) != 0 && strncmp(text, "(manifest", 9) != 0)
-                return 0;
-        if (!p)
-                return 0;
-        for (p += 9; *p == ' ' || *p == '\n' || *p == '\t'; p++)
-                ;
-        if (*p++ != '(')
-                return 0;
-        for (; *p; p++) {
-                if (*p == ';') {
-                        p = strchrnul(p, '\n');
-                        if (!*p)
-                                break;
-                } else if (*p == '(') {
-                        if (++depth == 1) {
-                                entries++;
-                                strings = 0;
-                        }
-                } else if (*p == ')') {
-                        if (depth-- == 0)
-                                break;
-                } else if (*p == '"') {
-                        const char *start = ++p;
-                        while (*p && *p != '"')
-                                p += *p == '\\' && p[1] ? 2 : 1;
-                        if (!*p)
-                                return 0;
-                        if (depth == 1 && entries == 1 && strings < 2) {
-                                char **out = strings == 0 ? &name : &version;
-                                *out = strndup(start, (size_t) (p - start));
-                                if (!*out)
-                                        return -ENOMEM;
-                        }
-                        strings += depth == 1;
-                }
-        }
-        if (entries != 1 || !name || !version)
-                return 0;
-        *ret_name = TAKE_PTR(name);
-        *ret_version = TAKE_PTR(version);
-        return 1;
-}
-
-/* As the seed: a profile of one package is named after it and has its
- * version (Guix's manifest says which; else a profile whose item refers to
- * one store item, as packfs's own and a single-item view); any other is named
- * after the profile, version 0.0.0. A generation link ("demo-3-link") is its
- * profile's. */
+/* The package's name and version (package.h says which), valid for rpm. */
 static int name_and_version(const pf_view *view, char **ret_name, char **ret_version) {
-        const char *root = view->closure->root, *single = NULL;
         _cleanup_free_ char *name = NULL, *version = NULL;
-        char **refs = NULL;
-        size_t n = 0;
         int r;
 
-        r = guix_manifest_single(root, &name, &version);
+        r = pf_package_of_profile(view->store, view->store_dir, view->closure->root, view->name, &name, &version);
         if (r < 0)
                 return r;
-        if (r == 0 && !strncmp(view->name, ".store/", 7))
-                single = root;
-        else if (r == 0 && view->store) {
-                r = pf_store_references(view->store, root, &refs);
-                if (r < 0)
-                        return r;
-                for (char **p = refs; *p; p++)
-                        if (strcmp(*p, root) != 0) {
-                                single = *p;
-                                n++;
-                        }
-                if (n != 1)
-                        single = NULL;
-        }
-        if (single)
-                split_name(single, &name, &version);
-        else if (!name) {
-                name = strdup(view->name);
-                if (name) {
-                        size_t len = strlen(name), k = len;
-                        /* "<profile>-<N>-link" */
-                        if (len > 5 && !strcmp(name + len - 5, "-link")) {
-                                k = len - 5;
-                                while (k > 0 && name[k - 1] >= '0' && name[k - 1] <= '9')
-                                        k--;
-                                if (k < len - 5 && k > 1 && name[k - 1] == '-')
-                                        name[k - 1] = 0;
-                        }
-                }
-        }
-        pf_strv_free(refs);
-        if (version && !*version) {
+        if (!version || !*version) {
                 free(version);
-                version = NULL;
-        }
-        if (!version)
                 version = strdup("0.0.0");
-        if (!name || !version)
-                return -ENOMEM;
+                if (!version)
+                        return -ENOMEM;
+        }
         sanitize(name, "._+-_", '-');
         sanitize(version, "._+~^", '_');
         if (!*name) {
@@ -1336,6 +1298,11 @@ static int rpm_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         if (!d)
                 return -ENOMEM;
         pthread_mutex_init(&d->lock, NULL);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&d->finished, &attr);
+        pthread_condattr_destroy(&attr);
         d->cache = view->cache;
         r = pf_plan_builder_new(&pl.b);
         if (r < 0)

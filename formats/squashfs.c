@@ -516,6 +516,7 @@ static int feed_file(build *b, pf_sqfs_node *node, const char *path, uint64_t si
         uint64_t left = size;
         int r;
 
+        pf_background_follow(b->view->background);
         r = sqfs_block_processor_begin_file(b->proc, (sqfs_inode_generic_t **) &node->inode, NULL, 0);
         if (r != 0)
                 return log_error_errno(sqfs_errno(r), "%s: %s", b->what, path);
@@ -1180,6 +1181,11 @@ static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s,
                 r = -ENOMEM;
                 goto fail;
         }
+        /* libsquashfs's workers take the priority of the thread that starts
+         * them, and keep it: a `prepare` build that a reader came to wait for
+         * starts this item's workers (and its finishing thread) at normal
+         * priority again (background.h). */
+        pf_background_follow(view->background);
         sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
                                              .num_workers = b->workers, .max_backlog = 16 * b->workers,
                                              .cmp = cmp, .wr = j->ibw, .tbl = j->ift };

@@ -7,12 +7,13 @@
 # bytes the same on every mount and from `packfs build`; a second profile
 # sharing items hashes only its new item; the scripts and `relocatable` of the
 # config; hostile names; a store file changed since planning gives EIO and no
-# digest of it is recorded.
+# digest of it is recorded; a file of 4 GiB or more; a reader interrupted while
+# the digests are computed gets EINTR at once, and the hashing goes on.
 #
 # Usage: PACKFS=build/fs/packfs test-rpm.sh   (or: test-rpm.sh PACKFS)
 source "$(dirname "$0")/lib.sh"
 need_fuse
-need_tools rpm rpm2cpio cpio cmp sha256sum timeout find
+need_tools rpm rpm2cpio cpio cmp sha256sum timeout find sqlite3 truncate
 setup_work
 make_store
 
@@ -80,6 +81,15 @@ mkdir -p "$deep$(dirname "$rel")" && echo deep >"$deep$rel"
 DEEP=$(add_item "$deep")
 check_eq "the deep file's path is 4095 bytes" 4095 "$(find "$DEEP" -type f | awk '{ print length($0) }')"
 [[ -n $DEEP ]] && make_profile deep "$DEEP"
+# A file of 4 GiB or more (stripped cpio entries, LONGFILESIZES), registered by
+# hand: `store add` would write its 4.5 GiB; sparse, it costs no disk.
+HUGE=$STORE/$(printf 'h%.0s' $(seq 32))-huge-1.0
+HUGE_SIZE=$((4608 * 1024 * 1024 + 1))
+mkdir -p "$HUGE/share" && truncate -s "$HUGE_SIZE" "$HUGE/share/huge"
+sqlite3 "$DB" "INSERT INTO ValidPaths (path, hash, registrationTime, narSize)
+        VALUES ('$HUGE', 'sha256:$(printf huge | sha256sum | cut -c1-64)', 1, $((HUGE_SIZE + 1024)));" ||
+        die "cannot register $HUGE"
+make_profile huge "$HUGE"
 
 printf '#!/bin/sh\necho "post-install of packfs"\n' >"$WORK/post.sh"
 printf 'echo "pre-uninstall"\n' >"$WORK/preun.sh"
@@ -223,5 +233,27 @@ cx=$WORK/cx
 mkdir -p "$cx"
 (cd "$cx" && T rpm2cpio "$C" | cpio -idm --quiet)
 check "and holds the original bytes" cmp "$WORK/data.orig" "$cx$f"
+
+# ---- a file of 4 GiB or more, and a reader who gives up while pack.rpm hashes ----
+# Its header needs every digest before its first byte: 4.5 GiB hashed twice
+# (the file, the payload), seconds here. Ctrl-C must not wait for that, and the
+# hashing goes on for the next reader.
+H=$M/huge/pack.rpm
+check "pack.rpm of a 4.5 GiB file is planned (its size from metadata)" test "$(fsize "$H")" -gt "$HUGE_SIZE"
+t0=$(date +%s%N)
+timeout -s INT 0.5 cat "$H" >/dev/null 2>&1 && gave_up=no || gave_up=yes
+waited_ms=$((($(date +%s%N) - t0) / 1000000))
+check_eq "cat interrupted while the digests are computed" yes "$gave_up"
+check "... returns at once (${waited_ms} ms; hashing takes seconds)" test "$waited_ms" -lt 1500
+kv=$(T rpm -Kv --nosignature "$H" 2>&1) || true
+check_contains "rpm -K of the 4.5 GiB package: payload SHA256 OK" "Payload SHA256 digest: OK" "$kv"
+check_contains "... header SHA256 OK" "Header SHA256 digest: OK" "$kv"
+check_eq "the interrupted hashing went on: one attempt, not two" 1 \
+        "$(grep -c 'huge/pack.rpm: hashed the files' "$MOUNT_LOG")"
+check_eq "rpm -qlp --dump: the huge file's size" "$HUGE/share/huge $HUGE_SIZE" \
+        "$(T rpm -qp --dump "$H" | awk -v f="$HUGE/share/huge" '$1 == f { print $1, $2 }')"
+check_eq "the huge file's digest is the sha256 of its bytes" \
+        "$(head -c "$HUGE_SIZE" /dev/zero | sha256sum | cut -c1-64)" \
+        "$(T rpm -qp --dump "$H" | awk -v f="$HUGE/share/huge" '$1 == f { print $4 }')"
 
 finish

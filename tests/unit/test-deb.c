@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* pack.deb's pure parts: ar headers, GNU-style tar headers, the control file
- * and its derivation, and the ar size limit. */
+ * fields made valid for dpkg, and the ar size limit. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -59,27 +59,8 @@ START_TEST(test_arch) {
 }
 END_TEST
 
-static void check_split(const char *in, const char *name, const char *version) {
-        char *n = NULL, *v = NULL;
-
-        ck_assert_int_eq(deb_split_name(in, &n, &v), 0);
-        ck_assert_str_eq(n, name);
-        if (version)
-                ck_assert_str_eq(v, version);
-        else
-                ck_assert_ptr_null(v);
-        free(n);
-        free(v);
-}
-
 START_TEST(test_names) {
         char *s;
-
-        check_split("hello-2.12.1", "hello", "2.12.1");
-        check_split("python3-3.11.2", "python3", "3.11.2");
-        check_split("gcc-toolchain-12.3.0", "gcc-toolchain", "12.3.0");
-        check_split("profile", "profile", NULL);
-        check_split("user-environment", "user-environment", NULL);
 
         s = deb_package_name("per-user/Alice/Guix_Profile");
         ck_assert_str_eq(s, "per-user-alice-guix-profile");
@@ -103,43 +84,6 @@ START_TEST(test_names) {
         s = deb_version("git:abc_1-2");
         ck_assert_str_eq(s, "0.git.abc.1.2");
         free(s);
-}
-END_TEST
-
-START_TEST(test_guix_manifest) {
-        char **names = NULL, **versions = NULL;
-        size_t n = 0;
-
-        ck_assert_int_eq(deb_guix_manifest(";; a comment\n"
-                                           "(manifest\n (version 4)\n (packages ((\"hello\" \"2.12.1\" \"out\" "
-                                           "\"/gnu/store/x-hello-2.12.1\" (propagated-inputs ((\"dep\" \"1\" "
-                                           "\"out\" \"/gnu/store/y-dep-1\" (propagated-inputs ())))) "
-                                           "(search-paths ()) (properties ())))))\n",
-                                           &names, &versions, &n),
-                         0);
-        ck_assert_uint_eq(n, 1);
-        ck_assert_str_eq(names[0], "hello");
-        ck_assert_str_eq(versions[0], "2.12.1");
-        pf_strv_free(names);
-        pf_strv_free(versions);
-
-        ck_assert_int_eq(deb_guix_manifest("(manifest (version 3) (packages ((\"a\\\"q\" \"1\" \"out\" \"/p\") "
-                                           "(\"b\" \"2\" \"out\" \"/q\"))))",
-                                           &names, &versions, &n),
-                         0);
-        ck_assert_uint_eq(n, 2);
-        ck_assert_str_eq(names[0], "a\"q");
-        ck_assert_str_eq(versions[1], "2");
-        pf_strv_free(names);
-        pf_strv_free(versions);
-
-        /* Not a manifest, or a broken one. */
-        ck_assert_int_eq(deb_guix_manifest("", &names, &versions, &n), -EBADMSG);
-        ck_assert_int_eq(deb_guix_manifest("{\"elements\": []}", &names, &versions, &n), -EBADMSG);
-        ck_assert_int_eq(deb_guix_manifest("(manifest (version 3))", &names, &versions, &n), -EBADMSG);
-        ck_assert_int_eq(deb_guix_manifest("(manifest (packages ((\"a\" \"1\"", &names, &versions, &n), -EBADMSG);
-        ck_assert_int_eq(deb_guix_manifest("(manifest (packages ((1 2))))", &names, &versions, &n), -EBADMSG);
-        ck_assert_int_eq(deb_guix_manifest("(manifest (packages ((\"a", &names, &versions, &n), -EBADMSG);
 }
 END_TEST
 
@@ -338,7 +282,6 @@ int main(void) {
         tcase_add_test(tc, test_ar_header);
         tcase_add_test(tc, test_arch);
         tcase_add_test(tc, test_names);
-        tcase_add_test(tc, test_guix_manifest);
         tcase_add_test(tc, test_control);
         tcase_add_test(tc, test_installed_size);
         tcase_add_test(tc, test_gnu_headers);

@@ -474,4 +474,5 @@ const pf_format pf_format_deb = {
         .file_name = "pack.deb",
         .plan = deb_plan,
         .plan_sparse = deb_plan_sparse,
+        .named = true,          /* Package: (a profile of several packages) */
 };

@@ -1147,6 +1147,7 @@ const pf_format pf_format_docker = {
         .file_name = "docker.tar",
         .plan = docker_plan,
         .plan_sparse = docker_plan_sparse,
+        .named = true,          /* RepoTags */
 };
 
 const pf_format pf_format_docker_gz = PF_COMPRESSED_FORMAT("docker.tar.gz", pf_format_docker, pf_codec_gzip);

@@ -189,4 +189,5 @@ const pf_format pf_format_oci = {
         .file_name = "oci",
         .plan = oci_plan,
         .tree = oci_tree,
+        .named = true,          /* index.json's image name (docker.tar's plan) */
 };

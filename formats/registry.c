@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <string.h>
 
+#include "packfs/digest.h"
 #include "packfs/format.h"
 #include "packfs/macro.h"
 
@@ -25,6 +26,17 @@ static const pf_format *const formats[] = {
 
 bool pf_format_want_none(void *userdata, const uint8_t identity[32]) {
         return false;
+}
+
+void pf_view_name_id(const pf_view *v, const pf_format *format, uint8_t id[32]) {
+        bool named = false;
+
+        for (const pf_format *f = format; f && !named; f = f->base)
+                named = f->named;
+        if (named)
+                pf_sha256_pair("packfs view name", 16, v->name, strlen(v->name), id);
+        else
+                memset(id, 0, 32);
 }
 
 const pf_format *const *pf_formats(size_t *ret_n) {

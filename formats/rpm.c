@@ -1442,4 +1442,5 @@ fail:
 const pf_format pf_format_rpm = {
         .file_name = "pack.rpm",
         .plan = rpm_plan,
+        .named = true,          /* NAME (a profile of several packages) */
 };

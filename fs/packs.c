@@ -26,6 +26,7 @@ typedef struct plan_slot {
         bool sizing;
         uint8_t closure_id[32];
         uint8_t options_id[32];
+        uint8_t name_id[32];            /* pf_view_name_id(): zeros unless the format is named */
         pf_plan *plan;                  /* once made */
         bool busy;                      /* being planned; waiters sleep on pf_packs.planned */
         /* Planned ahead of use and nobody waits for it yet: its encoders run
@@ -211,10 +212,13 @@ static int plan_of(const pf_view *view, const pf_format *format, pf_plan **ret) 
 
 /* The slot holding FORMAT over V (planned, being planned, or failed), or NULL. */
 static plan_slot *slot_find(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing) {
+        uint8_t name_id[32];
+
+        pf_view_name_id(v, format, name_id);
         for (size_t i = 0; i < PLAN_CACHE_SIZE; i++) {
                 plan_slot *s = &p->plans[i];
                 if (s->format == format && s->sizing == sizing && !memcmp(s->closure_id, v->closure->id, 32) &&
-                    !memcmp(s->options_id, v->options->id, 32))
+                    !memcmp(s->options_id, v->options->id, 32) && !memcmp(s->name_id, name_id, 32))
                         return s;
         }
         return NULL;
@@ -240,6 +244,7 @@ static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_
         slot->sizing = sizing;
         memcpy(slot->closure_id, v->closure->id, 32);
         memcpy(slot->options_id, v->options->id, 32);
+        pf_view_name_id(v, format, slot->name_id);
         slot->busy = true;
         slot->background = background;
         slot->error = 0;

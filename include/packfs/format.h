@@ -72,6 +72,11 @@ struct pf_format {
          * (disk images): `packfs warm VIEW` leaves it out; warm VIEW/FILE,
          * `prepare` or a read builds it. */
         bool warm_by_name_only;
+        /* Its bytes hold the view's name (an image's tag, a package's name):
+         * two views of one closure ("demo", ".store/<item>") get two packs, so
+         * its plans and cached encodings are keyed on the name as well
+         * (pf_view_name_id()). A compressed variant follows its base. */
+        bool named;
         /* Compressed variants (compressed.h): the format they compress, with what. */
         const pf_format *base;
         const pf_codec *codec;
@@ -79,6 +84,10 @@ struct pf_format {
 
 /* The WANT of a sizing plan: no segment (see plan_sparse). */
 bool pf_format_want_none(void *userdata, const uint8_t identity[32]);
+
+/* What FORMAT's bytes over V depend on of V's name, in 32 bytes: the SHA-256
+ * of the name if FORMAT (or the format it compresses) is named, else zeros. */
+void pf_view_name_id(const pf_view *v, const pf_format *format, uint8_t id[32]);
 
 /* All registered formats, in the order a view directory lists them. */
 const pf_format *const *pf_formats(size_t *ret_n);

@@ -77,6 +77,7 @@ b"
 NEWLINE=$(add_item "$src/newline")
 
 make_profile demo "$APP" "$BIG"       # several packages: "demo", 0.0.0
+make_profile twin "$APP" "$BIG"       # demo's profile item, another name
 make_profile hello "$HELLO"           # one package: its name and version
 make_profile custom "$HELLO"          # control, postinst, triggers from the config
 make_profile grows "$GROWS"
@@ -131,6 +132,7 @@ check_contains "hello: Maintainer" "Maintainer: packfs" "$info"
 check_contains "hello: Installed-Size" "Installed-Size: " "$info"
 info=$(T dpkg-deb --info "$MNT/demo/pack.deb")
 check_contains "demo: several packages: the profile's name" "Package: demo" "$info"
+check_eq "twin: demo's closure, its own name" twin "$(T dpkg-deb --field "$MNT/twin/pack.deb" Package)"
 check_contains "demo: several packages: 0.0.0" "Version: 0.0.0" "$info"
 check_eq "a .store/ view: the item's name" "app 0.0.0" \
         "$(T dpkg-deb --field "$MNT/.store/${APP##*/}/pack.deb" Package Version | sed 's/.*: //' | paste -sd' ')"

@@ -59,6 +59,8 @@ DATA=$(add_item "$WORK/src/data")
 LINKS=$(add_item "$WORK/src/links")
 make_profile demo "$HELLO" "$DATA" "$LINKS"
 make_profile other "$HELLO"
+# The same items as demo: the same profile item, another name (and tag).
+make_profile twin "$HELLO" "$DATA" "$LINKS"
 # Past max-layers: LIB (referred to by four items) and LIB2 (by two) keep
 # layers of their own, the rest share one.
 mkdir -p "$WORK/src/lib/lib" "$WORK/src/lib2/lib"
@@ -125,6 +127,10 @@ PY
 check_eq "demo/docker.tar: digests, tag and layers (3 items, the profile, the last)" "demo:latest 5" \
         "$(check_docker_tar "$M/demo/docker.tar")"
 check_eq "docker.tar size = bytes read" "$(fsize "$M/demo/docker.tar")" "$(bytes_read "$M/demo/docker.tar")"
+check_eq "twin (demo's closure, another name) is tagged after itself" "twin:latest 5" \
+        "$(check_docker_tar "$M/twin/docker.tar")"
+check_eq "... in docker.tar.gz too (demo's read first)" "demo:latest 5 twin:latest 5" \
+        "$(check_docker_tar "$M/demo/docker.tar.gz") $(check_docker_tar "$M/twin/docker.tar.gz")"
 check_eq "a nested profile's tag is a valid repository name" "per-user/alice/guix_profile:latest 3" \
         "$(check_docker_tar "$M/per-user/Alice/Guix_Profile/docker.tar")"
 check "packfs build gives the mount's bytes" cmp "$M/demo/docker.tar" \
@@ -133,6 +139,8 @@ check "packfs build gives the mount's bytes" cmp "$M/demo/docker.tar" \
 sha_demo=$(sha256sum <"$M/demo/docker.tar")
 unmount_packfs "$M" "$MOUNT_PID"
 mount_packfs "$M" --config "$WORK/layers.ini"
+check_eq "twin's docker.tar.gz from the cache keeps its own tag" "twin:latest 5" \
+        "$(check_docker_tar "$M/twin/docker.tar.gz")"
 check_eq "the same bytes on a second mount (digests from the cache)" "$sha_demo" "$(sha256sum <"$M/demo/docker.tar")"
 # The layer of HELLO holds its members as pack.tar does: the same names and bytes.
 layer_members() { # DOCKER_TAR ITEM: name and sha256 of each member of ITEM, from its layer

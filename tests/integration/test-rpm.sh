@@ -61,6 +61,7 @@ ODD=$(add_item "$src/odd")
 NEW=$(add_item "$src/new")
 make_profile demo "$HELLO" "$DATA" "$ODD"
 make_profile one "$HELLO"
+make_profile twin "$HELLO" "$DATA" "$ODD" # demo's profile item, another name
 make_profile more "$HELLO" "$DATA" "$ODD" "$NEW"
 make_profile scripted "$HELLO"
 # A store item whose file will change behind the database's back.
@@ -114,6 +115,8 @@ check_contains "rpm -K: payload SHA256 OK" "Payload SHA256 digest: OK" "$kv"
 check_eq "rpm -K: nothing BAD or NOTFOUND" "" "$(grep -E 'BAD|NOTFOUND|FAIL' <<<"$kv" || true)"
 check_eq "rpm -qp: name, version (a profile of several packages)" "demo-0.0.0-0" \
         "$(T rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}' "$P")"
+check_eq "rpm -qp: a profile with demo's closure is named after itself" "twin-0.0.0-0" \
+        "$(T rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}' "$M/twin/pack.rpm")"
 check_eq "rpm -qp: a one-package profile is named after its package" "hello-2.12-0" \
         "$(T rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}' "$M/one/pack.rpm")"
 check_eq "rpm -qp: a Guix profile of one package is named after it" "hello-2.12.1-0" \

@@ -345,6 +345,10 @@ typedef struct fd_file {
         uint64_t origin;
         uint64_t size;                  /* the image's size so far, ORIGIN included */
         int error;                      /* the errno of a failed write */
+        /* pf_view.background: the thread that writes the blocks (an item's
+         * finishing thread) follows the build's priority, as the workers do
+         * (following_compressor). */
+        const bool *background;
 } fd_file;
 
 static void fd_file_destroy(sqfs_object_t *o) {
@@ -380,6 +384,7 @@ static int fd_file_write_at(sqfs_file_t *base, sqfs_u64 offset, const void *buf,
 
         if (offset < f->origin)
                 return SQFS_ERROR_OUT_OF_BOUNDS;
+        pf_background_follow(f->background);
         offset -= f->origin;
         while (len > 0) {
                 ssize_t n = pwrite(f->fd, buf, len, (off_t) offset);
@@ -413,7 +418,7 @@ static int fd_file_truncate(sqfs_file_t *base, sqfs_u64 size) {
         return 0;
 }
 
-static fd_file *fd_file_new(int fd, uint64_t origin) {
+static fd_file *fd_file_new(int fd, uint64_t origin, const bool *background) {
         fd_file *f = calloc(1, sizeof(*f));
 
         if (!f)
@@ -425,6 +430,7 @@ static fd_file *fd_file_new(int fd, uint64_t origin) {
         f->base.truncate = fd_file_truncate;
         f->fd = fd;
         f->origin = f->size = origin;
+        f->background = background;
         return f;
 }
 
@@ -750,6 +756,77 @@ static int write_dir(build *b, writer *w, pf_sqfs_node *dir, uint32_t parent_ino
         r = write_inode(b, w, dir, inode);
         sqfs_free(inode);
         return r;
+}
+
+/* --- The compressor libsquashfs's workers call.
+ *
+ * A `prepare` build runs at idle priority until a reader comes to wait for it
+ * (background.h). libsquashfs's workers are threads it starts and keeps; each
+ * gets a copy of the compressor, so the compressor is where they follow the
+ * build's priority: before each block (cheap when nothing changes). */
+
+typedef struct following_compressor {
+        sqfs_compressor_t base;
+        sqfs_compressor_t *inner;
+        const bool *background;         /* pf_view.background */
+} following_compressor;
+
+static sqfs_compressor_t *following_compressor_new(sqfs_compressor_t *inner, const bool *background);
+
+static void following_destroy(sqfs_object_t *o) {
+        following_compressor *f = (following_compressor *) o;
+
+        sqfs_destroy(f->inner);
+        free(f);
+}
+
+static sqfs_object_t *following_copy(const sqfs_object_t *o) {
+        const following_compressor *f = (const following_compressor *) o;
+        sqfs_compressor_t *inner = sqfs_copy(f->inner);
+
+        return inner ? (sqfs_object_t *) following_compressor_new(inner, f->background) : NULL;
+}
+
+static void following_get_configuration(const sqfs_compressor_t *cmp, sqfs_compressor_config_t *cfg) {
+        const following_compressor *f = (const following_compressor *) cmp;
+        f->inner->get_configuration(f->inner, cfg);
+}
+
+static int following_write_options(sqfs_compressor_t *cmp, sqfs_file_t *file) {
+        following_compressor *f = (following_compressor *) cmp;
+        return f->inner->write_options(f->inner, file);
+}
+
+static int following_read_options(sqfs_compressor_t *cmp, sqfs_file_t *file) {
+        following_compressor *f = (following_compressor *) cmp;
+        return f->inner->read_options(f->inner, file);
+}
+
+static sqfs_s32 following_do_block(sqfs_compressor_t *cmp, const sqfs_u8 *in, sqfs_u32 size, sqfs_u8 *out,
+                                   sqfs_u32 outsize) {
+        following_compressor *f = (following_compressor *) cmp;
+
+        pf_background_follow(f->background);
+        return f->inner->do_block(f->inner, in, size, out, outsize);
+}
+
+/* INNER (taken, also on failure) behind one that follows BACKGROUND. */
+static sqfs_compressor_t *following_compressor_new(sqfs_compressor_t *inner, const bool *background) {
+        following_compressor *f = calloc(1, sizeof(*f));
+
+        if (!f) {
+                sqfs_destroy(inner);
+                return NULL;
+        }
+        f->base.base.destroy = following_destroy;
+        f->base.base.copy = following_copy;
+        f->base.get_configuration = following_get_configuration;
+        f->base.write_options = following_write_options;
+        f->base.read_options = following_read_options;
+        f->base.do_block = following_do_block;
+        f->inner = inner;
+        f->background = background;
+        return &f->base;
 }
 
 static unsigned n_workers(void) {
@@ -1174,18 +1251,13 @@ static int add_item(build *b, pf_walk_batch *batch, size_t i, const settings *s,
                 log_error_errno(r, "%s: the blocks of %s", b->what, j->item->path);
                 goto fail;
         }
-        j->f = fd_file_new(j->pw.fd, 0);
+        j->f = fd_file_new(j->pw.fd, 0, view->background);
         j->ibw = j->f ? sqfs_block_writer_create(&j->f->base, DEVBLK_SIZE, 0) : NULL;
         j->ift = sqfs_frag_table_create(0);
         if (!j->f || !j->ibw || !j->ift) {
                 r = -ENOMEM;
                 goto fail;
         }
-        /* libsquashfs's workers take the priority of the thread that starts
-         * them, and keep it: a `prepare` build that a reader came to wait for
-         * starts this item's workers (and its finishing thread) at normal
-         * priority again (background.h). */
-        pf_background_follow(view->background);
         sqfs_block_processor_desc_t desc = { .size = sizeof(desc), .max_block_size = BLOCK_SIZE,
                                              .num_workers = b->workers, .max_backlog = 16 * b->workers,
                                              .cmp = cmp, .wr = j->ibw, .tbl = j->ift };
@@ -1250,13 +1322,18 @@ static int write_image(build *b, const settings *s, const uint8_t image_key[32],
                 log_error("%s: libsquashfs cannot compress with %s at level %d", b->what, s->compressor, s->level);
                 return sqfs_errno(r);
         }
+        if (view->background) {
+                cmp = following_compressor_new(cmp, view->background);
+                if (!cmp)
+                        return -ENOMEM;
+        }
 
         /* The header, its superblock written again at the end. */
         derive_key(image_key, "header", key);
         r = piece_begin(cache, key, &head);
         if (r < 0)
                 goto out;
-        hf = fd_file_new(head.fd, 0);
+        hf = fd_file_new(head.fd, 0, view->background);
         if (!hf) {
                 r = -ENOMEM;
                 goto out;
@@ -1301,7 +1378,7 @@ static int write_image(build *b, const settings *s, const uint8_t image_key[32],
         r = piece_begin(cache, key, &tail);
         if (r < 0)
                 goto out;
-        file = fd_file_new(tail.fd, b->image_size);
+        file = fd_file_new(tail.fd, b->image_size, view->background);
         bw = file ? sqfs_block_writer_create(&file->base, DEVBLK_SIZE, 0) : NULL;
         if (!bw) {
                 r = -ENOMEM;

@@ -7,7 +7,8 @@
 # compressor and level from the config; exact sizes; listed only once built;
 # the same bytes on every mount, from `packfs build` and on one core; a new
 # generation compresses only its new store items and gives the bytes a cold
-# build gives; a store file changed since planning gives EIO and a log line.
+# build gives; a store file changed since planning gives EIO and a log line;
+# `prepare` compresses at idle priority until a reader waits for the image.
 #
 # Usage: PACKFS=build/fs/packfs test-squashfs.sh   (or: test-squashfs.sh PACKFS)
 source "$(dirname "$0")/lib.sh"
@@ -171,5 +172,61 @@ echo "more bytes" >>"$CHANGING/share/data"
 check_fails "a changed store file: EIO" "Input/output error" T cat "$M/changing/pack.squashfs"
 check_contains "the log names the file" "$CHANGING/share/data changed since it was planned" "$(cat "$MOUNT_LOG")"
 check "nothing is listed for it" eval '! listed changing'
+unmount_packfs "$M" "$MOUNT_PID"
+
+# ---- prepare: compressed at idle priority, raised once a reader waits ----
+# Six items of text at zstd 19: seconds of compression, item after item.
+slow=()
+for i in 1 2 3 4 5 6; do
+        mkdir -p "$WORK/src/slow$i/share"
+        head -c 3000000 /dev/urandom | base64 >"$WORK/src/slow$i/share/text$i"
+        slow+=("$(add_item "$WORK/src/slow$i")")
+done
+make_profile slow "${slow[@]}"
+printf '[slow]\nprepare = pack.squashfs\nsquashfs-level = 19\n' >"$WORK/slow.ini"
+# The daemon's threads under SCHED_IDLE (policy 5: field 41 of their stat),
+# and the CPU time they used so far (utime + stime, in ticks).
+idle_threads() {
+        cat /proc/"$MOUNT_PID"/task/*/stat 2>/dev/null |
+                awk '{ sub(/^.*\) /, "") } $39 == 5 { n++ } END { print n + 0 }'
+}
+thread_ticks() { # "TID POLICY TICKS" of each thread
+        local t
+        for t in /proc/"$MOUNT_PID"/task/*; do
+                awk -v tid="${t##*/}" '{ sub(/^.*\) /, ""); print tid, $39, $12 + $13 }' "$t/stat" 2>/dev/null
+        done
+}
+# The ticks used between two samples by the threads at idle priority in the
+# second ("idle N") and by the others ("normal N").
+ticks_used() { # BEFORE AFTER POLICY
+        awk -v want="$3" 'NR == FNR { before[$1] = $3; next }
+                ($2 == 5) == (want == "idle") { used += $3 - ($1 in before ? before[$1] : 0) }
+                END { print used + 0 }' <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+M2=$WORK/mnt-slow
+mount_packfs "$M2" --config "$WORK/slow.ini" --cache "$WORK/cache-slow"
+for ((i = 0; i < 100; i++)); do
+        (($(idle_threads) >= 3)) && break
+        sleep 0.1
+done
+check "prepare compresses at idle priority (planner and workers)" test "$(idle_threads)" -ge 3
+t0=$(thread_ticks)
+sleep 0.3
+check "... and they work" test "$(ticks_used "$t0" "$(thread_ticks)" idle)" -gt 5
+T stat -c %s "$M2/slow/pack.squashfs" >"$WORK/slow.size" &
+reader=$!
+sleep 0.2 # a block's compression at most, then every worker follows
+t0=$(thread_ticks)
+sleep 0.5
+t1=$(thread_ticks)
+idle=$(ticks_used "$t0" "$t1" idle) normal=$(ticks_used "$t0" "$t1" normal)
+check "the reader is still waiting (the build takes seconds)" kill -0 "$reader"
+# A worker raised in the middle of a block finishes it at idle priority:
+# starved by the others, it gets little.
+check "once a reader waits, the build works at normal priority ($normal ticks; $idle idle)" \
+        test "$normal" -gt $((idle * 5))
+wait "$reader"
+check "the reader gets the image's size" test "$(cat "$WORK/slow.size")" -gt 0
+check_contains "it was built once, by prepare" "slow/pack.squashfs: built in" "$(cat "$MOUNT_LOG")"
 
 finish

@@ -10,8 +10,9 @@
 # the same closure's store items with the same compressor, level and block
 # size (128 KiB), both on every core (-processors $(nproc)), no xattrs, all
 # root, times 1. The page cache is warmed first, so both read from memory; the
-# runs alternate, N pairs (default 3), and the table shows the best of each,
-# each pair's ratio and the output sizes. Default compressor and level:
+# runs alternate (which goes first, too), N pairs (default 3), and the table
+# shows the best of each, each pair's ratio and their median, the mean CPU
+# time of each (the steadier figure on a shared machine) and the output sizes. Default compressor and level:
 # packfs's own (zstd 6). Then, with bench/run.sh's generation-2 profiles (one
 # package changed, $PACKFS_BENCH_DIR/profiles-gen), the next generation's image
 # over the cold run's cache (its store items' blocks cached; best of N, at most
@@ -39,6 +40,7 @@ packfs=${PACKFS:-$here/build/fs/packfs}
 [ -x "$packfs" ] || { echo "no $packfs: build packfs first (ninja -C build)" >&2; exit 1; }
 [ -f "$bench/ready" ] || { echo "no bench store in $bench: run bench/run.sh first" >&2; exit 1; }
 command -v mksquashfs >/dev/null || { echo "mksquashfs is missing (apt-get install squashfs-tools)" >&2; exit 1; }
+[ -x /usr/bin/time ] || apt-get install -y time >/dev/null
 S=(--store "$bench/store" --db "$bench/db.sqlite" --profiles "$bench/profiles")
 work=$(mktemp -d "$bench/squashfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -57,23 +59,47 @@ gzip | zstd | lzo) mk_level=(-Xcompression-level "$level") ;;
 esac
 
 now() { date +%s.%N; }
+# run_packfs / run_mksquashfs: one cold build each, its wall time in seconds
+# in p / m, its CPU time (user + system, all threads) added to cpu_p / cpu_m.
+# Nothing of the last run is left to write back when either starts (sync,
+# untimed): packfs's fsyncs (its cache is durable) would wait for the other's
+# output too.
+cpu_p=0 cpu_m=0
+run_packfs() {
+        rm -rf "$work/cache" "$work/p.sqfs"
+        sync
+        local t0 t1
+        t0=$(now)
+        /usr/bin/time -f '%U %S' -o "$work/cpu" "$packfs" build "${S[@]}" --cache "$work/cache" \
+                --config "$work/bench.ini" big/pack.squashfs -o "$work/p.sqfs" 2>/dev/null
+        t1=$(now)
+        cpu_p=$(awk -v c="$cpu_p" '{ print c + $1 + $2 }' "$work/cpu")
+        p=$(echo "$t1 - $t0" | bc)
+}
+run_mksquashfs() {
+        rm -f "$work/m.sqfs"
+        sync
+        local t0 t1
+        t0=$(now)
+        /usr/bin/time -f '%U %S' -o "$work/cpu" mksquashfs "${closure[@]}" "$work/m.sqfs" -comp "$compressor" \
+                "${mk_level[@]}" -b 131072 -processors "$cores" -no-xattrs -all-root -all-time 1 -mkfs-time 1 \
+                -noappend -quiet -no-progress >/dev/null
+        t1=$(now)
+        cpu_m=$(awk -v c="$cpu_m" '{ print c + $1 + $2 }' "$work/cpu")
+        m=$(echo "$t1 - $t0" | bc)
+}
+
 best_p= best_m= ratios=()
 for ((i = 1; i <= reps; i++)); do
-        rm -rf "$work/cache" "$work/p.sqfs" "$work/m.sqfs"
-        # Nothing of the last run left to write back: packfs's fsyncs (its
-        # cache is durable) would wait for the last mksquashfs's output too.
-        sync
-        t0=$(now)
-        "$packfs" build "${S[@]}" --cache "$work/cache" --config "$work/bench.ini" big/pack.squashfs \
-                -o "$work/p.sqfs" 2>/dev/null
-        t1=$(now)
-        sync
-        t1s=$(now)
-        mksquashfs "${closure[@]}" "$work/m.sqfs" -comp "$compressor" "${mk_level[@]}" -b 131072 \
-                -processors "$cores" -no-xattrs -all-root -all-time 1 -mkfs-time 1 -noappend -quiet -no-progress \
-                >/dev/null
-        t2=$(now)
-        p=$(echo "$t1 - $t0" | bc) m=$(echo "$t2 - $t1s" | bc)
+        # Taking turns at going first, so that a drift of the host's load
+        # favours neither.
+        if ((i % 2)); then
+                run_packfs
+                run_mksquashfs
+        else
+                run_mksquashfs
+                run_packfs
+        fi
         ratios+=("$(echo "scale=2; $p / $m" | bc)")
         [ -z "$best_p" ] || [ "$(echo "$p < $best_p" | bc)" = 1 ] && best_p=$p
         [ -z "$best_m" ] || [ "$(echo "$m < $best_m" | bc)" = 1 ] && best_m=$m
@@ -122,7 +148,10 @@ out=$bench/squashfs-$(date -u +%Y%m%d-%H%M%S).txt
         printf '%-34s %10s %14s\n' "" "best (s)" "size (bytes)"
         printf '%-34s %10.2f %14d\n' "packfs build big/pack.squashfs" "$best_p" "$psize"
         printf '%-34s %10.2f %14d\n' "mksquashfs -processors $cores" "$best_m" "$msize"
-        printf 'time ratio (best): %s; per pair: %s\n' "$(echo "scale=2; $best_p / $best_m" | bc)" "${ratios[*]}"
+        printf 'time ratio (best): %s; per pair: %s; median %s\n' "$(echo "scale=2; $best_p / $best_m" | bc)" \
+                "${ratios[*]}" "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+        printf 'CPU time (user + system), mean of %d: packfs %.2f s, mksquashfs %.2f s (ratio %.2f)\n' "$reps" \
+                "$(echo "$cpu_p / $reps" | bc -l)" "$(echo "$cpu_m / $reps" | bc -l)" "$(echo "$cpu_p / $cpu_m" | bc -l)"
         printf 'size ratio: %s\n' "$(echo "scale=4; $psize / $msize" | bc)"
         for l in "${gens[@]}"; do printf '%s\n' "$l"; done
 } | tee "$out"

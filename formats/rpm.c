@@ -721,11 +721,9 @@ static int hash_file(const rpm_data *d, const rpm_file *f, uint8_t *buf, uint8_t
                 gcry_md_write(md, buf, (size_t) k);
                 done += (uint64_t) k;
         }
-        if (r < 0)
-                ;
-        else if (done == f->size)
+        if (r >= 0 && done == f->size)
                 r = check_unchanged(fd, f->path, f->size, f->mtime);
-        else {
+        else if (r >= 0) {
                 log_error("%s: short read; pack.rpm serves EIO", f->path);
                 r = -EIO;
         }

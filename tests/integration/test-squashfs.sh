@@ -179,7 +179,7 @@ unmount_packfs "$M" "$MOUNT_PID"
 slow=()
 for i in 1 2 3 4 5 6; do
         mkdir -p "$WORK/src/slow$i/share"
-        head -c 3000000 /dev/urandom | base64 >"$WORK/src/slow$i/share/text$i"
+        head -c 4000000 /dev/urandom | base64 >"$WORK/src/slow$i/share/text$i"
         slow+=("$(add_item "$WORK/src/slow$i")")
 done
 make_profile slow "${slow[@]}"

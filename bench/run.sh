@@ -886,7 +886,8 @@ log_since() { tail -n +$(($1 + 1)) "$daemon_log"; }
 # were recorded" and "docker.tar: read A of L layers again" (the last of each).
 hashed() {
         local h a
-        h=$(sed -nE 's/.*docker\.tar of [^ ]+: hashed ([0-9]+) of ([0-9]+) layers \(([0-9]+) bytes\) while streaming, ([0-9]+) digests were recorded.*/\1 \2 \3 \4/p' <<< "$1" | tail -n1)
+        # "... while streaming (N bytes of them read again to finish a layer), M digests ..."
+        h=$(sed -nE 's/.*docker\.tar of [^ ]+: hashed ([0-9]+) of ([0-9]+) layers \(([0-9]+) bytes\) while streaming( \([^)]*\))?, ([0-9]+) digests were recorded.*/\1 \2 \3 \5/p' <<< "$1" | tail -n1)
         a=$(sed -nE 's/.*docker\.tar: read ([0-9]+) of [0-9]+ layers again.*/\1/p' <<< "$1" | tail -n1)
         echo "${h:-0 0 0 0} ${a:-0}"
 }
@@ -1009,6 +1010,7 @@ if [ $docker = 1 ]; then
                 cold_j "$profiles_gen"
                 cat "$mnt/$p-1-link/docker.tar" > /dev/null
                 cat "$mnt/$p-1-link/docker.tar.zst" > /dev/null
+                sync # the .zst's cache objects written back first: one timing, not the writeback's
                 m=$(log_mark)
                 t0=${EPOCHREALTIME/./}; cat "$mnt/$p/docker.tar" > /dev/null; t1=${EPOCHREALTIME/./}
                 j_gen_time[$p]=$((t1 - t0)) j_gen_hash[$p]=$(hashed "$(log_since "$m")")

@@ -392,24 +392,14 @@ typedef struct rpm_data {
         pf_cache *cache;
         const pf_plan *plan;    /* the plan owning this */
 
-        /* Set once the plan goes: a hashing thread gives up (-ECANCELED). */
-        bool stop;              /* atomic */
-
-        /* The headers need every digest before their first byte: a thread of
-         * their own (the hasher) makes them, started by the first read that
-         * needs them. Readers wait for it and may give up (their request
-         * interrupted, cancel.h) while it goes on for the next reader. The
-         * hasher writes payload_digest and digests[] unlocked; nobody reads
-         * them before it publishes its result under the lock.
+        /* The headers need every digest before their first byte. rpm_plan()
+         * makes them before it returns the plan: a mount plans in a thread a
+         * reader's open waits for and may give up on (Ctrl-C), while the
+         * hashing goes on for the next one. A sizing plan (rpm_plan_sparse())
+         * has none until a read needs them.
          *
          * Guards what follows. */
         pthread_mutex_t lock;
-        pthread_cond_t finished;        /* an attempt ended */
-        pthread_t hasher;
-        bool hasher_started;            /* hasher is to be joined */
-        bool hashing;                   /* an attempt runs */
-        unsigned attempts;              /* ended attempts */
-        int error;                      /* of the last ended attempt */
         bool ready;                     /* the headers are made */
         uint8_t *signature, *header;
         uint8_t payload_digest[32];
@@ -420,9 +410,6 @@ static void rpm_data_free(void *p) {
 
         if (!d)
                 return;
-        __atomic_store_n(&d->stop, true, __ATOMIC_RELEASE);
-        if (d->hasher_started)
-                pthread_join(d->hasher, NULL);
         free(d->files);
         for (size_t i = 0; i < d->n_dirs; i++)
                 free(d->dirs[i]);
@@ -441,7 +428,6 @@ static void rpm_data_free(void *p) {
                 free(d->scripts[i]);
         free(d->signature);
         free(d->header);
-        pthread_cond_destroy(&d->finished);
         pthread_mutex_destroy(&d->lock);
         free(d);
 }
@@ -690,13 +676,13 @@ static int check_unchanged(int fd, const char *path, uint64_t size, int64_t mtim
         return 0;
 }
 
-/* Whether the hasher is to give up: the plan goes, or the process ends. */
-static int check_stop(const rpm_data *d) {
-        return __atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || pf_cancel_requested() ? -ECANCELED : 0;
+/* Whether the hashing is to stop: the process ends (`packfs build` interrupted, an unmount). */
+static int check_stop(void) {
+        return pf_cancel_requested() ? -ECANCELED : 0;
 }
 
 /* SHA-256 of store file F, which must be as planned before and after. */
-static int hash_file(const rpm_data *d, const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
+static int hash_file(const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
         _cleanup_close_ int fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         uint64_t done = 0;
         gcry_md_hd_t md;
@@ -716,7 +702,7 @@ static int hash_file(const rpm_data *d, const rpm_file *f, uint8_t *buf, uint8_t
                 ssize_t k = read(fd, buf, (size_t) MIN((uint64_t) CHUNK, f->size - done));
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k <= 0 || (r = check_stop(d)) < 0)
+                if (k <= 0 || (r = check_stop()) < 0)
                         break;
                 gcry_md_write(md, buf, (size_t) k);
                 done += (uint64_t) k;
@@ -793,7 +779,7 @@ static void *hash_payload(void *userdata) {
                         }
                         gcry_md_write(md, buf, (size_t) k);
                         at += (uint64_t) k;
-                        r = check_stop(d);
+                        r = check_stop();
                 }
                 if (r >= 0)
                         r = check_unchanged(fd, f->path, f->size, f->mtime);
@@ -806,9 +792,8 @@ static void *hash_payload(void *userdata) {
         return NULL;
 }
 
-/* Every digest, then the headers: *RET_HEADER and *RET_SIGNATURE. In the
- * hasher only. */
-static int make_headers(rpm_data *d, uint8_t **ret_header, uint8_t **ret_signature) {
+/* Every digest, then the headers. Called with D->lock held. */
+static int make_headers_locked(rpm_data *d) {
         _cleanup_free_ bool *need = calloc(MAX(d->n_items, (size_t) 1), sizeof(bool));
         _cleanup_free_ uint8_t *buf = malloc(CHUNK);
         _cleanup_free_ uint8_t *header = NULL, *signature = NULL;
@@ -840,7 +825,7 @@ static int make_headers(rpm_data *d, uint8_t **ret_header, uint8_t **ret_signatu
                         continue;
                 for (uint32_t j = 0; j < it->n && r >= 0; j++) {
                         const rpm_file *f = &d->files[d->digest_file[it->first + j]];
-                        r = hash_file(d, f, buf, d->digests[it->first + j]);
+                        r = hash_file(f, buf, d->digests[it->first + j]);
                         hashed_bytes += f->size;
                 }
                 if (r >= 0 && it->keyed)
@@ -880,65 +865,19 @@ static int make_headers(rpm_data *d, uint8_t **ret_header, uint8_t **ret_signatu
                 return r;
         if (signature_size != d->signature_size)
                 return log_error_errno(-EIO, "%s/pack.rpm: its signature changed size", d->view_name);
-        *ret_header = TAKE_PTR(header);
-        *ret_signature = TAKE_PTR(signature);
+        d->header = TAKE_PTR(header);
+        d->signature = TAKE_PTR(signature);
+        d->ready = true;
         return 0;
 }
 
-static void *hasher_main(void *userdata) {
-        rpm_data *d = userdata;
-        uint8_t *header = NULL, *signature = NULL;
-        int r = make_headers(d, &header, &signature);
-
-        pthread_mutex_lock(&d->lock);
-        if (r >= 0) {
-                d->header = header;
-                d->signature = signature;
-                d->ready = true;
-        }
-        d->error = r;
-        d->hashing = false;
-        d->attempts++;
-        pthread_cond_broadcast(&d->finished);
-        pthread_mutex_unlock(&d->lock);
-        return NULL;
-}
-
-/* Waits until the headers are made, starting the hasher if no attempt runs
- * (after a failed one, too: the next reader tries again). -EINTR if the
- * calling thread's request is interrupted first (the hasher goes on); else the
- * error of the attempt waited for. */
-static int wait_headers(rpm_data *d) {
-        unsigned attempt;
+/* The headers, made now if they are not yet. */
+static int headers(rpm_data *d) {
         int r = 0;
 
         pthread_mutex_lock(&d->lock);
-        if (!d->ready && !d->hashing) {
-                if (d->hasher_started) {
-                        /* The last attempt failed and its thread has ended. */
-                        pthread_join(d->hasher, NULL);
-                        d->hasher_started = false;
-                }
-                r = -pthread_create(&d->hasher, NULL, hasher_main, d);
-                d->hasher_started = d->hashing = r == 0;
-                if (r < 0)
-                        log_error_errno(r, "%s/pack.rpm: cannot start hashing", d->view_name);
-        }
-        attempt = d->attempts;
-        while (r >= 0 && !d->ready && d->attempts == attempt) {
-                struct timespec until;
-                clock_gettime(CLOCK_MONOTONIC, &until);
-                until.tv_nsec += 50 * 1000 * 1000;
-                if (until.tv_nsec >= 1000000000) {
-                        until.tv_sec++;
-                        until.tv_nsec -= 1000000000;
-                }
-                (void) pthread_cond_timedwait(&d->finished, &d->lock, &until);
-                if (!d->ready && d->attempts == attempt && pf_request_interrupted())
-                        r = -EINTR;
-        }
-        if (r >= 0 && !d->ready)
-                r = d->error < 0 ? d->error : -EIO;
+        if (!d->ready)
+                r = make_headers_locked(d);
         pthread_mutex_unlock(&d->lock);
         return r;
 }
@@ -948,7 +887,7 @@ static int rpm_generate(const void *format_data, uint64_t cookie, uint64_t offse
         int r = 0;
 
         if (cookie == COOKIE_SIGNATURE || cookie == COOKIE_HEADER) {
-                r = wait_headers(d);
+                r = headers(d);
                 if (r < 0)
                         return r;
                 if (cookie == COOKIE_HEADER) {
@@ -1280,7 +1219,8 @@ static int plan_payload(rpm_data *d, pf_plan_builder *b) {
         return r;
 }
 
-static int rpm_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+/* The plan, its headers not made yet. */
+static int plan_rpm(const pf_view *view, pf_plan **ret) {
         rpm_data *d = calloc(1, sizeof(*d));
         rpm_planner pl = { .d = d, .view = view };
         extra_node *extras = NULL;
@@ -1296,11 +1236,6 @@ static int rpm_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
         if (!d)
                 return -ENOMEM;
         pthread_mutex_init(&d->lock, NULL);
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&d->finished, &attr);
-        pthread_condattr_destroy(&attr);
         d->cache = view->cache;
         r = pf_plan_builder_new(&pl.b);
         if (r < 0)
@@ -1437,8 +1372,34 @@ fail:
         return r;
 }
 
+static int rpm_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
+        pf_plan *plan = NULL;
+        int r = plan_rpm(view, &plan);
+
+        if (r < 0)
+                return r;
+        /* Every digest now, in the thread a reader's open waits for (rpm_data). */
+        r = headers((rpm_data *) pf_plan_format_data(plan));
+        if (r < 0) {
+                pf_plan_unref(plan);
+                return r;
+        }
+        *ret = plan;
+        return 0;
+}
+
+/* Its size needs no digest (their fields have fixed widths): a `stat` or a
+ * listing gets the plan without its headers, made only if a read comes. */
+static int rpm_plan_sparse(const pf_format *self, const pf_view *view,
+                           bool (*want)(void *userdata, const uint8_t identity[32]), void *userdata,
+                           pf_plan **ret) {
+        return plan_rpm(view, ret);
+}
+
 const pf_format pf_format_rpm = {
         .file_name = "pack.rpm",
         .plan = rpm_plan,
+        .plan_sparse = rpm_plan_sparse,
+        .plan_reads_files = true,
         .named = true,          /* NAME (a profile of several packages) */
 };

@@ -35,7 +35,6 @@
 #include "mount.h"
 #include "prepare.h"
 #include "packfs/background.h"
-#include "packfs/cancel.h"
 #include "packfs/hugemem.h"
 #include "packfs/log.h"
 #include "packfs/macro.h"
@@ -1052,12 +1051,6 @@ static uint8_t *reply_buffer_get(size_t size) {
         return b->data;
 }
 
-/* libfuse marks a request it got an INTERRUPT for, whether or not an
- * interrupt function was registered for it. */
-static bool request_interrupted(void *userdata) {
-        return fuse_req_interrupted(userdata);
-}
-
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
         const pf_plan *plan = (const pf_plan *) (uintptr_t) fi->fh;
         uint8_t *buf = reply_buffer_get(size);
@@ -1069,13 +1062,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         }
         /* Work done ahead of use pauses while readers read (background.h). */
         pf_background_note_foreground();
-        /* A format that must wait before it has these bytes (pack.rpm's
-         * digests) stops waiting if the caller gives up (cancel.h). */
-        pf_request_set_check(request_interrupted, req);
         n = pf_plan_pread(plan, buf, size, (uint64_t) off);
-        pf_request_set_check(NULL, NULL);
         if (n < 0)
-                fuse_reply_err(req, n == -ENOMEM || n == -EINTR ? (int) -n : EIO);
+                fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
         else
                 fuse_reply_buf(req, (const char *) buf, (size_t) n);
 }

@@ -527,8 +527,8 @@ static int size_in_view(pf_packs *p, const pf_view *v, void *userdata) {
         }
         pthread_mutex_unlock(&p->lock);
         /* Without a cache a sizing plan would walk what the real plan walks
-         * again at open: the real one then. */
-        sizing = format->plan_sparse && !format->cached && p->cache;
+         * again at open: the real one then, unless that one reads every file. */
+        sizing = format->plan_sparse && !format->cached && (p->cache || format->plan_reads_files);
         r = plan_cached(p, v, format, sizing, req->waiter, false, &plan);
         if (r >= 0)
                 *req->ret = pf_plan_size(plan);

@@ -9,10 +9,6 @@
 static volatile sig_atomic_t cancel_signal;
 static int cancelled; /* atomic */
 
-/* The calling thread's current request (pf_request_set_check()). */
-static __thread bool (*request_interrupted)(void *userdata);
-static __thread void *request_userdata;
-
 void pf_cancel_request(void) {
         __atomic_store_n(&cancelled, 1, __ATOMIC_RELEASE);
 }
@@ -37,15 +33,4 @@ int pf_cancel_on_signals(void) {
         if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
                 return negative_errno();
         return 0;
-}
-
-void pf_request_set_check(bool (*interrupted)(void *userdata), void *userdata) {
-        request_interrupted = interrupted;
-        request_userdata = interrupted ? userdata : NULL;
-}
-
-bool pf_request_interrupted(void) {
-        if (pf_cancel_requested())
-                return true;
-        return request_interrupted && request_interrupted(request_userdata);
 }

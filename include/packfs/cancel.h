@@ -6,13 +6,6 @@
  * interrupted encoding leaves no partial object in the cache.
  *
  * pf_cancel_request() is async-signal-safe: a signal handler may call it.
- *
- * One request's cancellation, per thread: a mount's read of a pack may have
- * to wait for work done before its bytes exist (pack.rpm's digests), and its
- * caller may give up meanwhile (Ctrl-C; FUSE's INTERRUPT). The mount says how
- * to ask about the request its thread serves; a format that waits asks with
- * pf_request_interrupted() and returns -EINTR, while the work goes on for the
- * next reader.
  */
 #pragma once
 
@@ -25,10 +18,3 @@ bool pf_cancel_requested(void);
 int pf_cancel_on_signals(void);
 /* The signal that requested cancellation, or 0. */
 int pf_cancel_signal(void);
-
-/* Sets (INTERRUPTED non-NULL) or clears the calling thread's check of its
- * current request. */
-void pf_request_set_check(bool (*interrupted)(void *userdata), void *userdata);
-/* Whether the calling thread's current request was interrupted, or the
- * process's cancellation requested; false without a check set. */
-bool pf_request_interrupted(void);

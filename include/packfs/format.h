@@ -72,6 +72,9 @@ struct pf_format {
          * (disk images): `packfs warm VIEW` leaves it out; warm VIEW/FILE,
          * `prepare` or a read builds it. */
         bool warm_by_name_only;
+        /* plan() reads every store file (pack.rpm's digests), not only their
+         * metadata: a size comes from plan_sparse() even without a cache. */
+        bool plan_reads_files;
         /* Its bytes hold the view's name (an image's tag, a package's name):
          * two views of one closure ("demo", ".store/<item>") get two packs, so
          * its plans and cached encodings are keyed on the name as well

@@ -1389,17 +1389,22 @@ static int rpm_plan(const pf_format *self, const pf_view *view, pf_plan **ret) {
 }
 
 /* Its size needs no digest (their fields have fixed widths): a `stat` or a
- * listing gets the plan without its headers, made only if a read comes. */
+ * listing gets the plan without its headers; rpm_complete() or a read makes
+ * them. */
 static int rpm_plan_sparse(const pf_format *self, const pf_view *view,
                            bool (*want)(void *userdata, const uint8_t identity[32]), void *userdata,
                            pf_plan **ret) {
         return plan_rpm(view, ret);
 }
 
+static int rpm_complete(const pf_format *self, const pf_view *view, pf_plan *sizing_plan) {
+        return headers((rpm_data *) pf_plan_format_data(sizing_plan));
+}
+
 const pf_format pf_format_rpm = {
         .file_name = "pack.rpm",
         .plan = rpm_plan,
         .plan_sparse = rpm_plan_sparse,
-        .plan_reads_files = true,
+        .complete = rpm_complete,
         .named = true,          /* NAME (a profile of several packages) */
 };

@@ -251,6 +251,19 @@ static void slot_claim(pf_packs *p, plan_slot *slot, const pf_view *v, const pf_
         slot->attempt = ++p->attempts;
 }
 
+/* FORMAT's sizing plan over V if one is made, referenced, or NULL. */
+static pf_plan *sizing_plan_of(pf_packs *p, const pf_view *v, const pf_format *format) {
+        pf_plan *plan = NULL;
+        plan_slot *slot;
+
+        pthread_mutex_lock(&p->lock);
+        slot = slot_find(p, v, format, true);
+        if (slot && !slot->busy && slot->plan)
+                plan = pf_plan_ref(slot->plan);
+        pthread_mutex_unlock(&p->lock);
+        return plan;
+}
+
 /* Plans FORMAT over V (a SIZING plan or the real one) into SLOT (NULL:
  * uncached, in the BACKGROUND or not) and publishes the result. */
 static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, bool sizing, plan_slot *slot,
@@ -263,7 +276,13 @@ static int plan_into(pf_packs *p, const pf_view *v, const pf_format *format, boo
         view.background = slot ? &slot->background : background ? &always : NULL;
         if (sizing)
                 r = format->plan_sparse(format, &view, pf_format_want_none, NULL, &plan);
-        else
+        else if (format->complete && (plan = sizing_plan_of(p, v, format))) {
+                r = format->complete(format, &view, plan);
+                if (r < 0) {
+                        pf_plan_unref(plan);
+                        plan = NULL;
+                }
+        } else
                 r = format->plan(format, &view, &plan);
         if (r < 0 && r != -ECANCELED)
                 log_error_errno(r, "%s/%s: cannot plan", v->name, format->file_name);
@@ -528,7 +547,7 @@ static int size_in_view(pf_packs *p, const pf_view *v, void *userdata) {
         pthread_mutex_unlock(&p->lock);
         /* Without a cache a sizing plan would walk what the real plan walks
          * again at open: the real one then, unless that one reads every file. */
-        sizing = format->plan_sparse && !format->cached && (p->cache || format->plan_reads_files);
+        sizing = format->plan_sparse && !format->cached && (p->cache || format->complete);
         r = plan_cached(p, v, format, sizing, req->waiter, false, &plan);
         if (r >= 0)
                 *req->ret = pf_plan_size(plan);

@@ -72,9 +72,13 @@ struct pf_format {
          * (disk images): `packfs warm VIEW` leaves it out; warm VIEW/FILE,
          * `prepare` or a read builds it. */
         bool warm_by_name_only;
-        /* plan() reads every store file (pack.rpm's digests), not only their
-         * metadata: a size comes from plan_sparse() even without a cache. */
-        bool plan_reads_files;
+        /* Optional, for a format whose plan() reads every store file, not
+         * only their metadata (pack.rpm's digests), and whose sizing plan
+         * (plan_sparse() with pf_format_want_none) has all its bytes but
+         * those: makes a sizing plan the plan readers get, by that reading.
+         * A mount's `stat` then reads no file, even without a cache, and the
+         * open after it does not plan again. */
+        int (*complete)(const pf_format *self, const pf_view *view, pf_plan *sizing_plan);
         /* Its bytes hold the view's name (an image's tag, a package's name):
          * two views of one closure ("demo", ".store/<item>") get two packs, so
          * its plans and cached encodings are keyed on the name as well

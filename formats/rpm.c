@@ -393,10 +393,10 @@ typedef struct rpm_data {
         const pf_plan *plan;    /* the plan owning this */
 
         /* The headers need every digest before their first byte. rpm_plan()
-         * makes them before it returns the plan: a mount plans in a thread a
-         * reader's open waits for and may give up on (Ctrl-C), while the
-         * hashing goes on for the next one. A sizing plan (rpm_plan_sparse())
-         * has none until a read needs them.
+         * and rpm_complete() make them before a reader gets the plan: a mount
+         * plans in a thread a reader's open waits for and may give up on
+         * (Ctrl-C), while the hashing goes on for the next one. A sizing plan
+         * (rpm_plan_sparse(), for a stat) has none, and makes them if read.
          *
          * Guards what follows. */
         pthread_mutex_t lock;

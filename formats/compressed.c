@@ -482,7 +482,7 @@ static void manifest_key(const pf_format *self, const pf_view *view, int level, 
         gcry_md_write(md, header, (size_t) n + 1);
         gcry_md_write(md, view->closure->id, 32);
         gcry_md_write(md, view->options->id, 32);
-        if (self->base->named) {
+        if (pf_format_named(self)) {
                 /* (Only then: the keys of the others' encodings stay as they were.) */
                 uint8_t name_id[32];
                 pf_view_name_id(view, self, name_id);

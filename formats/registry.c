@@ -28,12 +28,15 @@ bool pf_format_want_none(void *userdata, const uint8_t identity[32]) {
         return false;
 }
 
-void pf_view_name_id(const pf_view *v, const pf_format *format, uint8_t id[32]) {
-        bool named = false;
+bool pf_format_named(const pf_format *format) {
+        for (const pf_format *f = format; f; f = f->base)
+                if (f->named)
+                        return true;
+        return false;
+}
 
-        for (const pf_format *f = format; f && !named; f = f->base)
-                named = f->named;
-        if (named)
+void pf_view_name_id(const pf_view *v, const pf_format *format, uint8_t id[32]) {
+        if (pf_format_named(format))
                 pf_sha256_pair("packfs view name", 16, v->name, strlen(v->name), id);
         else
                 memset(id, 0, 32);

@@ -676,11 +676,6 @@ static int check_unchanged(int fd, const char *path, uint64_t size, int64_t mtim
         return 0;
 }
 
-/* Whether the hashing is to stop: the process ends (`packfs build` interrupted, an unmount). */
-static int check_stop(void) {
-        return pf_cancel_requested() ? -ECANCELED : 0;
-}
-
 /* SHA-256 of store file F, which must be as planned before and after. */
 static int hash_file(const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
         _cleanup_close_ int fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
@@ -702,7 +697,7 @@ static int hash_file(const rpm_file *f, uint8_t *buf, uint8_t digest[32]) {
                 ssize_t k = read(fd, buf, (size_t) MIN((uint64_t) CHUNK, f->size - done));
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k <= 0 || (r = check_stop()) < 0)
+                if (k <= 0 || (r = pf_cancel_check()) < 0)
                         break;
                 gcry_md_write(md, buf, (size_t) k);
                 done += (uint64_t) k;
@@ -779,7 +774,7 @@ static void *hash_payload(void *userdata) {
                         }
                         gcry_md_write(md, buf, (size_t) k);
                         at += (uint64_t) k;
-                        r = check_stop();
+                        r = pf_cancel_check(); /* `packfs build` interrupted, an unmount */
                 }
                 if (r >= 0)
                         r = check_unchanged(fd, f->path, f->size, f->mtime);

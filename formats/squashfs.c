@@ -512,10 +512,6 @@ typedef struct build {
         uint64_t image_size;            /* the image's bytes placed so far */
 } build;
 
-static int check_cancel(void) {
-        return pf_cancel_requested() ? -ECANCELED : 0;
-}
-
 /* Feeds FD's SIZE bytes (or DATA's) into the block processor as NODE's data. */
 static int feed_file(build *b, pf_sqfs_node *node, const char *path, uint64_t size, int64_t mtime, const void *data) {
         _cleanup_close_ int fd = -1;
@@ -559,7 +555,7 @@ static int feed_file(build *b, pf_sqfs_node *node, const char *path, uint64_t si
                         return log_error_errno(sqfs_errno(r), "%s: compressing %s", b->what, path);
                 left -= (uint64_t) n;
                 b->done += (uint64_t) n;
-                if ((r = check_cancel()) < 0)
+                if ((r = pf_cancel_check()) < 0)
                         return r;
         }
         if (fd >= 0) {

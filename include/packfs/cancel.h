@@ -9,10 +9,16 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 
 void pf_cancel_request(void);
 bool pf_cancel_requested(void);
+/* -ECANCELED once cancellation was requested, else 0: an encoder's check
+ * between chunks. */
+static inline int pf_cancel_check(void) {
+        return pf_cancel_requested() ? -ECANCELED : 0;
+}
 /* Installs a handler for SIGINT and SIGTERM that requests cancellation (without
  * SA_RESTART, so a blocked write returns) and remembers the signal. */
 int pf_cancel_on_signals(void);

@@ -92,6 +92,8 @@ struct pf_format {
 /* The WANT of a sizing plan: no segment (see plan_sparse). */
 bool pf_format_want_none(void *userdata, const uint8_t identity[32]);
 
+/* Whether FORMAT (or the format it compresses) is named. */
+bool pf_format_named(const pf_format *format);
 /* What FORMAT's bytes over V depend on of V's name, in 32 bytes: the SHA-256
  * of the name if FORMAT (or the format it compresses) is named, else zeros. */
 void pf_view_name_id(const pf_view *v, const pf_format *format, uint8_t id[32]);
